@@ -1,0 +1,233 @@
+"""Typed configuration: dataclasses with defaults, flat ``key=value`` overrides.
+
+Rules: an override keeps the type of the field it sets (``lr=1e-3`` is a float,
+``steps=10.5`` is an error); an unknown key is an error that names the valid keys;
+a value that parses but is impossible (``T=0``, a negative learning rate) is an
+error raised by the dataclass's ``validate``. Every error is a :class:`SuiteError`
+with a one-line message.
+
+A run is configured by :class:`RunConfig`. Its ``task_params`` and ``model_params``
+are plain dicts at parse time and are resolved against the task's and model's own
+``Config`` dataclasses when the run is built (``suite.run.resolve``), so that the
+record always holds every value, defaults included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from suite.registry import SuiteError
+
+
+def parse_value(text: str, annotation: Any, key: str) -> Any:
+    """Parse a command-line string into ``annotation``'s type, or raise SuiteError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null"):
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return parse_value(text, arg, key)
+            except SuiteError as exc:
+                errors.append(str(exc))
+        raise SuiteError(errors[0] if errors else f"{key}: cannot parse {text!r}")
+    if origin is Literal:
+        choices = [str(a) for a in args]
+        if text not in choices:
+            raise SuiteError(f"{key}={text!r} is not one of: {', '.join(choices)}")
+        return args[choices.index(text)]
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        return tuple(parse_value(t.strip(), inner, key) for t in text.split(",") if t.strip())
+    if annotation is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SuiteError(f"{key}={text!r} is not a boolean (use true or false)")
+    if annotation is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SuiteError(f"{key}={text!r} is not an integer") from None
+    if annotation is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise SuiteError(f"{key}={text!r} is not a number") from None
+    if annotation is str:
+        return text
+    raise SuiteError(f"{key}: unsupported field type {annotation!r}")
+
+
+def check_value(value: Any, annotation: Any, key: str) -> Any:
+    """Check (and gently coerce int->float) a Python value against ``annotation``."""
+    if isinstance(value, str) and annotation is not str:
+        return parse_value(value, annotation, key)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return check_value(value, arg, key)
+            except SuiteError:
+                continue
+        raise SuiteError(f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})")
+    if origin is Literal:
+        if value not in args:
+            raise SuiteError(f"{key}={value!r} is not one of: {', '.join(map(str, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            raise SuiteError(f"{key}={value!r} is not a list")
+        inner = args[0] if args else Any
+        return tuple(check_value(v, inner, key) for v in value) if inner is not Any else tuple(value)
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, bool, str) and type(value) is annotation:
+        return value
+    if annotation is Any or (annotation is dict and isinstance(value, dict)):
+        return value
+    raise SuiteError(f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})")
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+
+
+def build_config(cls: type, overrides: dict[str, Any], *, prefix: str = "") -> Any:
+    """Instantiate dataclass ``cls`` from ``overrides`` with type checks, then validate."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise SuiteError(unknown_key_message(prefix + key, [prefix + k for k in fields]))
+        values[key] = check_value(value, hints[key], prefix + key)
+    try:
+        cfg = cls(**values)
+    except TypeError as exc:  # a required field without default
+        raise SuiteError(f"{cls.__name__}: {exc}") from None
+    validate = getattr(cfg, "validate", None)
+    if validate is not None:
+        validate()
+    return cfg
+
+
+def unknown_key_message(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r}{hint} (valid: {', '.join(sorted(valid)) or 'none'})"
+
+
+def describe_fields(cls: type) -> list[tuple[str, str, Any]]:
+    """(name, type, default) for every field of a config dataclass, for `rnnsuite list`."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "(required)"
+        out.append((f.name, _type_name(hints[f.name]), default))
+    return out
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a SuiteError with ``message`` unless ``condition`` holds (for ``validate``)."""
+    if not condition:
+        raise SuiteError(message)
+
+
+@dataclass
+class RunConfig:
+    """One run: task x model x hyperparameters x seed x device.
+
+    Keys are set from the command line as ``--set key=value``; task and model
+    parameters as ``--set task.T=1000`` and ``--set model.eps=0.1``.
+    """
+
+    task: str
+    model: str
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    hidden_size: int = 128
+    batch_size: int = 64
+    # Budget: `steps` optimizer steps, unless `epochs` is set (then epochs over the
+    # training split; only for tasks with a finite training split).
+    steps: int = 1000
+    epochs: float | None = None
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    clip: float | None = None  # max total gradient norm; None = no clipping
+    eval_every: int = 100  # validation cadence in steps, the same for every model
+    log_every: int = 10  # training-loss and gradient-norm logging cadence in steps
+    val_batches: int | None = None  # cap on validation batches per evaluation (None = all)
+    selection: Literal["best_val", "last"] = "best_val"
+    probes: int = 3  # hidden-state gradient probes after init, evenly spaced, last at the end
+    probe_batch: int = 16
+    task_params: dict = field(default_factory=dict)
+    model_params: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        require(self.hidden_size >= 1, f"hidden_size={self.hidden_size} must be >= 1")
+        require(self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1")
+        require(self.steps >= 1, f"steps={self.steps} must be >= 1")
+        require(self.epochs is None or self.epochs > 0, f"epochs={self.epochs} must be > 0")
+        require(self.lr > 0, f"lr={self.lr} must be > 0")
+        require(self.weight_decay >= 0, f"weight_decay={self.weight_decay} must be >= 0")
+        require(self.clip is None or self.clip > 0, f"clip={self.clip} must be > 0 (or none)")
+        require(self.eval_every >= 1, f"eval_every={self.eval_every} must be >= 1")
+        require(self.log_every >= 1, f"log_every={self.log_every} must be >= 1")
+        require(self.probes >= 0, f"probes={self.probes} must be >= 0")
+        require(self.probe_batch >= 1, f"probe_batch={self.probe_batch} must be >= 1")
+
+
+RUN_KEYS = [f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task_params", "model_params")]
+
+
+def parse_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Split ``key=value`` strings into run, task and model overrides (values still text)."""
+    run, task, model = {}, {}, {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SuiteError(f"--set {pair!r} is not key=value (for example --set lr=0.01)")
+        key, value = pair.split("=", 1)
+        key = key.strip()
+        if key.startswith("task."):
+            task[key[5:]] = value
+        elif key.startswith("model."):
+            model[key[6:]] = value
+        elif key in RUN_KEYS and key not in ("task", "model"):
+            run[key] = value
+        else:
+            valid = [k for k in RUN_KEYS if k not in ("task", "model")] + ["task.<param>", "model.<param>"]
+            raise SuiteError(unknown_key_message(key, valid))
+    return run, task, model
+
+
+def config_hash(resolved: dict) -> str:
+    """Stable hash of a resolved configuration: what identifies a result cell."""
+    blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,156 @@
+"""Reports built offline from run records: tables (pandas) and figures (seaborn).
+
+Nothing here trains or re-runs anything. The headline number of a cell — the test
+metric's mean ± std over seeds — is computed in one place, :func:`summarize`.
+
+    rnnsuite report --runs results/runs --format md --out results
+
+prints one row per (task, variant, model): the test metric (with its direction),
+mean ± std over seeds and the number of seeds (diverged runs counted apart), the
+hidden-state gradient ratio log10(‖∂L/∂h_1‖/‖∂L/∂h_T‖) at initialization and at the
+end of training, the median training-step time, the parameter count and the task's
+trivial baseline; it writes the figures under ``<out>/figures``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from suite import records
+from suite.registry import SuiteError
+
+
+def load_runs(root: str | Path) -> pd.DataFrame:
+    """One row per finished run."""
+    rows = []
+    for path, rec in records.iter_records(root):
+        info, metrics, grads = rec["task_info"], rec["metrics"], rec["gradients"]
+        rows.append({
+            "task": rec["task"], "variant": info["variant"], "model": rec["model"], "seed": rec["seed"],
+            "status": rec["status"], "metric": info["metric"], "higher_is_better": info["higher_is_better"],
+            "test": metrics["test"], "val": metrics["val_best"],
+            "ratio_init": grads["ratio_init"], "ratio_end": grads["ratio_end"],
+            "median_step_s": rec["timing"]["median_step_seconds"],
+            "train_s": rec["timing"]["train_seconds"],
+            "params": rec["model_info"]["n_params"],
+            "baseline": (info.get("trivial_baseline") or {}).get("value"),
+            "device": rec["config"]["device"], "path": str(path),
+        })
+    if not rows:
+        raise SuiteError(f"no run records under {root} (run `rnnsuite run ... --out {root}` first)")
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    values = values.dropna()
+    if values.empty:
+        return math.nan, math.nan
+    return values.mean(), (values.std(ddof=1) if len(values) > 1 else 0.0)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, variant, model): the headline numbers, computed only here."""
+    out = []
+    for (task, variant, model), g in runs.groupby(["task", "variant", "model"], sort=True):
+        ok = g[g.status == "ok"]
+        mean, std = _mean_std(ok.test)
+        arrow = "↑" if g.higher_is_better.iloc[0] else "↓"
+        out.append({
+            "task": task, "variant": variant, "model": model,
+            "metric": f"{g.metric.iloc[0]} {arrow}",
+            "test_mean": mean, "test_std": std, "seeds": len(ok), "diverged": int((g.status != "ok").sum()),
+            "ratio_init": g.ratio_init.mean(), "ratio_end": ok.ratio_end.mean() if len(ok) else math.nan,
+            "median_step_ms": 1000 * g.median_step_s.median(),
+            "params": int(g.params.iloc[0]),
+            "baseline": g.baseline.iloc[0],
+        })
+    return pd.DataFrame(out)
+
+
+def format_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable columns: mean ± std, rounded."""
+    def pm(row):
+        if math.isnan(row.test_mean):
+            return "—"
+        return f"{row.test_mean:.4g} ± {row.test_std:.2g}"
+
+    def num(x, fmt):
+        return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+    return pd.DataFrame({
+        "task": summary.task, "variant": summary.variant, "model": summary.model,
+        "metric": summary.metric,
+        "test (mean ± std)": summary.apply(pm, axis=1),
+        "seeds": summary.seeds, "diverged": summary.diverged,
+        "trivial baseline": summary.baseline.map(lambda v: num(v, ".4g")),
+        "grad ratio init": summary.ratio_init.map(lambda v: num(v, ".2f")),
+        "grad ratio end": summary.ratio_end.map(lambda v: num(v, ".2f")),
+        "step ms (median)": summary.median_step_ms.map(lambda v: num(v, ".2f")),
+        "params": summary.params,
+    })
+
+
+def render(table: pd.DataFrame, fmt: str) -> str:
+    if fmt == "md":
+        return table.to_markdown(index=False)
+    if fmt == "csv":
+        return table.to_csv(index=False)
+    if fmt == "latex":
+        return table.to_latex(index=False, escape=True)
+    raise SuiteError(f"unknown format {fmt!r} (valid: md, csv, latex)")
+
+
+def figures(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Per (task, variant): hidden-state gradient profiles and validation curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (task, variant), g in runs.groupby(["task", "variant"]):
+        name = f"{task}_{variant}".replace(" ", "_").replace("=", "")
+        profile_rows, curve_rows = [], []
+        for _, row in g.iterrows():
+            rec = records.load_record(Path(row.path))
+            grads = rec["gradients"]
+            for when, step in (("init", "0"), ("end", str(grads["end_step"]))):
+                for t, v in enumerate(grads["hidden_profile"][step], start=1):
+                    if v and v > 0:
+                        profile_rows.append({"model": row.model, "seed": row.seed, "t": t,
+                                             "log10 ‖∂L/∂h_t‖": math.log10(v), "when": when})
+            curves = pd.read_csv(Path(row.path) / records.CURVES)
+            val = curves[curves.split == "val"]
+            curve_rows += [{"model": row.model, "seed": row.seed, "step": s, row.metric: m}
+                           for s, m in zip(val.step, val.metric)]
+        if profile_rows:
+            fig, ax = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+            df = pd.DataFrame(profile_rows)
+            for axis, when in zip(ax, ("init", "end")):
+                sub = df[df.when == when]
+                if not sub.empty:
+                    sns.lineplot(sub, x="t", y="log10 ‖∂L/∂h_t‖", hue="model", ax=axis, errorbar=None)
+                axis.set_title(f"{task} {variant}: hidden-state gradient, {when}")
+            fig.tight_layout()
+            written.append(_save(fig, out_dir / f"gradients_{name}.png"))
+        if curve_rows:
+            metric = g.metric.iloc[0]
+            fig, axis = plt.subplots(figsize=(6, 4))
+            sns.lineplot(pd.DataFrame(curve_rows), x="step", y=metric, hue="model", ax=axis)
+            axis.set_title(f"{task} {variant}: validation {metric}")
+            fig.tight_layout()
+            written.append(_save(fig, out_dir / f"curves_{name}.png"))
+        plt.close("all")
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,165 @@
+"""The two contracts of the suite, in one place: :class:`Task` and :class:`RecurrentModel`.
+
+The harness, the gradient probes, the tests and the reports use nothing else of a
+task or a model. Adding a task or a model means subclassing one of these in a file
+of its own and decorating it with ``@register_task("name")`` /
+``@register_model("name")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Iterator, Literal, Union
+
+import torch
+from torch import Tensor, nn
+
+State = Union[Tensor, tuple[Tensor, ...]]
+
+Split = Literal["train", "val", "test"]
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class NoParams:
+    """Config for a task or model without parameters."""
+
+
+class Task:
+    """A sequence task. Subclasses set the class attributes and implement the methods.
+
+    Class attributes:
+      ``Config``            dataclass of the task's parameters, with defaults;
+      ``version``           bumped whenever the definition changes (in every record);
+      ``metric``            name of the headline metric (a key of :meth:`metrics`);
+      ``higher_is_better``  that metric's direction, declared once here;
+      ``output_at``         ``"last"``: the readout is applied at the last step;
+                            ``"all"``: at every step;
+      ``loss_kind``         ``"mse"`` or ``"xent"``, for documentation and reports.
+    """
+
+    Config: ClassVar[type] = NoParams
+    version: ClassVar[int] = 1
+    metric: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    output_at: ClassVar[Literal["last", "all"]] = "last"
+    loss_kind: ClassVar[str]
+    registry_name: ClassVar[str]
+
+    def __init__(self, cfg: Any, *, data_dir: str | None = None):
+        self.cfg = cfg
+        self.data_dir = data_dir  # where data files live, for tasks that read any
+
+    # -- shapes ---------------------------------------------------------------
+    input_size: int
+    output_size: int
+    seq_len: int
+
+    # -- data -------------------------------------------------------------------
+    def split_size(self, split: Split) -> int | None:
+        """Number of examples in ``split``; ``None`` for an endless training stream."""
+        raise NotImplementedError
+
+    def batch(self, split: Split, index: int, batch_size: int, *, seed: int) -> tuple[Tensor, Tensor]:
+        """Batch number ``index`` of ``split``: ``x: [B, T, input_size]`` and its target.
+
+        A pure function of its arguments, so that a run can resume at any step.
+        Training batches depend on ``seed``; validation and test sets are fixed by
+        the task's own parameters, so every run is scored on the same examples.
+        """
+        raise NotImplementedError
+
+    def batches(self, split: Split, batch_size: int, *, seed: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The batches of ``split`` in order; endless for an endless training split."""
+        size = self.split_size(split)
+        index = 0
+        while size is None or index * batch_size < size:
+            yield self.batch(split, index, batch_size, seed=seed)
+            index += 1
+
+    # -- scoring ------------------------------------------------------------------
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Per-example training loss, shape ``[B]``."""
+        raise NotImplementedError
+
+    def metrics(self, output: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Per-example metrics, each of shape ``[B]``; contains ``self.metric``."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this variant beyond its parameters, and its reference
+        points: e.g. the trivial-baseline value, a permutation hash, split sizes."""
+        return {}
+
+    @property
+    def variant(self) -> str:
+        """Short human label of the variant for tables, e.g. ``T=1000``."""
+        return ""
+
+    target: float | None = None  # metric value that counts as "reached" (time-to-target)
+
+
+class RecurrentModel(nn.Module):
+    """A recurrent model: the reference semantics is :meth:`step`.
+
+    Class attributes: ``Config`` (dataclass of hyperparameters with their published
+    defaults) and ``version`` (bumped when the definition changes).
+
+    ``forward`` defaults to a loop over ``step``; a subclass may override it with a
+    fused or library path, which the contract tests hold equal to the step loop.
+    ``build_model`` attaches ``self.readout`` (features -> outputs); the harness
+    applies it, so models stay ignorant of the task.
+    """
+
+    Config: ClassVar[type] = NoParams
+    version: ClassVar[int] = 1
+    registry_name: ClassVar[str]
+    # Optuna search space, keyed as ``--set`` keys (run keys and ``model.<hparam>``):
+    # ("log", lo, hi) log-uniform float, ("float", lo, hi), ("int", lo, hi),
+    # ("categorical", [choices]). Hidden size is never searched: tables fix it.
+    search_space: ClassVar[dict[str, tuple]] = {"lr": ("log", 1e-4, 1e-2)}
+
+    def __init__(self, input_size: int, hidden_size: int, cfg: Any):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.cfg = cfg
+        self.readout: nn.Module | None = None
+
+    @property
+    def feature_size(self) -> int:
+        """Width of :meth:`features`; the readout's input size."""
+        return self.hidden_size
+
+    def initial_state(self, batch_size: int, device: torch.device | str, dtype: torch.dtype) -> State:
+        raise NotImplementedError
+
+    def step(self, x_t: Tensor, state: State) -> State:
+        """One step: ``x_t: [B, input_size]`` and the state -> the next state."""
+        raise NotImplementedError
+
+    def features(self, state: State) -> Tensor:
+        """What the readout sees: ``[B, feature_size]``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x: [B, T, input_size]`` -> features ``[B, T, feature_size]``."""
+        return step_loop(self, x)
+
+    def extra_record(self) -> dict[str, Any]:
+        """Values chosen at build time that a record must keep (e.g. a heuristic Δt)."""
+        return {}
+
+
+def step_loop(model: RecurrentModel, x: Tensor) -> Tensor:
+    """The reference sequence semantics: ``features(step(...))`` at every step."""
+    state = model.initial_state(x.shape[0], x.device, x.dtype)
+    feats = []
+    for t in range(x.shape[1]):
+        state = model.step(x[:, t], state)
+        feats.append(model.features(state))
+    return torch.stack(feats, dim=1)
+
+
+def as_tuple(state: State) -> tuple[Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
