@@ -32,11 +32,17 @@ def build_task(name: str, *, data_dir: str | None = None, **params: Any) -> Task
 
 
 def build_model(name: str, *, input_size: int, output_size: int, hidden_size: int,
-                **hparams: Any) -> RecurrentModel:
-    """The model with its readout (a linear map from features to ``output_size``)."""
+                seq_len: int | None = None, **hparams: Any) -> RecurrentModel:
+    """The model with its readout (a linear map from features to ``output_size``).
+
+    With ``seq_len`` given (the harness always gives it), hyperparameters the model
+    chooses from the task before training are filled in (``resolve_config``)."""
     cls = MODELS.get(name)
     require(hidden_size >= 1, f"hidden_size={hidden_size} must be >= 1")
-    model = cls(input_size, hidden_size, build_config(cls.Config, hparams, prefix="model."))
+    cfg = build_config(cls.Config, hparams, prefix="model.")
+    if seq_len is not None:
+        cfg = cls.resolve_config(cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
+    model = cls(input_size, hidden_size, cfg)
     model.readout = nn.Linear(model.feature_size, output_size)
     return model
 

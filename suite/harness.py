@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import random
@@ -171,7 +172,8 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None) -> tuple[di
 
     task = build_task(cfg["task"], data_dir=data_dir, **cfg["task_params"])
     model = build_model(cfg["model"], input_size=task.input_size, output_size=task.output_size,
-                        hidden_size=cfg["hidden_size"], **cfg["model_params"]).to(device=device, dtype=dtype)
+                        hidden_size=cfg["hidden_size"], seq_len=task.seq_len,
+                        **cfg["model_params"]).to(device=device, dtype=dtype)
     optimizer = make_optimizer(cfg, model.parameters())
     total_steps = total_steps_of(cfg, task)
     schedule = make_schedule(cfg, optimizer, total_steps)
@@ -273,6 +275,8 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None) -> tuple[di
         "model_info": {
             "version": model.version,
             "n_params": sum(p.numel() for p in model.parameters()),
+            # as built: values chosen before training (e.g. a heuristic Δt) filled in
+            "resolved_params": dataclasses.asdict(model.cfg),
             "extra": model.extra_record(),
         },
         "metrics": {

@@ -131,6 +131,13 @@ class RecurrentModel(nn.Module):
         """Width of :meth:`features`; the readout's input size."""
         return self.hidden_size
 
+    @classmethod
+    def resolve_config(cls, cfg: Any, *, input_size: int, hidden_size: int, seq_len: int) -> Any:
+        """Fill in hyperparameters chosen before training from what is known then
+        (e.g. a heuristic step size from the sequence length); returns the config the
+        model is built with, which the record keeps. Default: unchanged."""
+        return cfg
+
     def initial_state(self, batch_size: int, device: torch.device | str, dtype: torch.dtype) -> State:
         raise NotImplementedError
 
