@@ -152,9 +152,8 @@ def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = F
     if out is not None:
         target_dir = records.run_dir(out, config.task, config.model, config.seed, resolved.hash)
         if records.is_complete(target_dir) and not overwrite:
-            if not quiet:
-                print(f"skip: {target_dir} already holds this configuration (use --overwrite to rerun)")
-            return records.load_record(target_dir)
+            print(f"skip: {target_dir} already holds this configuration (use --overwrite to rerun)")
+            return {**records.load_record(target_dir), "path": str(target_dir)}
     record, curves = _train(resolved, quiet=quiet, data_dir=data_dir)
     if target_dir is not None:
         records.write_run(target_dir, record, curves, overwrite=overwrite)

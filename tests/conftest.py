@@ -1,0 +1,47 @@
+"""Shared fixtures. MNIST is read from $RNNSUITE_DATA or ../shared/data/mnist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import suite  # noqa: F401  (registers the built-in tasks and models)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mnist_dir() -> Path | None:
+    for candidate in (os.environ.get("RNNSUITE_DATA"), ROOT.parent / "shared" / "data" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def mnist():
+    path = mnist_dir()
+    if path is None:
+        pytest.skip("MNIST files not found in $RNNSUITE_DATA or ../shared/data/mnist")
+    return str(path)
+
+
+# Tiny variants of every registered task, for contract tests: a few CPU steps each.
+TINY_TASK_PARAMS = {
+    "adding": {"T": 6, "n_val": 16, "n_test": 16},
+    "copy": {"T": 3, "n_val": 16, "n_test": 16},
+    "smnist": {"pixels_per_step": 49, "n_train": 64, "val_size": 32},
+    "psmnist": {"pixels_per_step": 49, "n_train": 64, "val_size": 32},
+}
+MNIST_TASKS = {"smnist", "psmnist"}
+
+
+def tiny_task_params(name: str) -> dict:
+    """Tiny parameters for a registered task; tasks registered later fall back to defaults
+    with a small ``T`` when they have one."""
+    if name in TINY_TASK_PARAMS:
+        return dict(TINY_TASK_PARAMS[name])
+    cls = suite.registry.TASKS.get(name)
+    fields = getattr(cls.Config, "__dataclass_fields__", {})
+    return {"T": 6} if "T" in fields else {}
