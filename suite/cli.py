@@ -35,6 +35,8 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $RNNSUITE_DATA)")
     p.add_argument("--download", action="store_true", help="fetch MNIST into --data-dir if missing")
     p.add_argument("--overwrite", action="store_true", help="rerun and replace existing records")
+    p.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                   help="checkpoint every N steps (0: never); a killed run started again resumes (default 500)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -81,7 +83,8 @@ def cmd_run(args) -> int:
     cfg = make_config(args.task, args.model, args.seed, args.sets, args.device)
     resolve(cfg)  # every check before any download or file
     _prepare_data(args, [cfg.task])
-    record = run(cfg, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir)
+    record = run(cfg, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir,
+                 checkpoint_every=args.checkpoint_every)
     m = record["metrics"]
     if record["status"] == "diverged":
         print(f"{cfg.task}/{cfg.model} seed {cfg.seed}: diverged at step {m['diverged_step']}")
@@ -143,7 +146,8 @@ def cmd_sweep(args) -> int:
         if is_complete(path) and not args.overwrite:
             print(f"skip {cfg.task}/{cfg.model} seed {cfg.seed}: {path} exists")
             continue
-        record = run(cfg, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir)
+        record = run(cfg, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir,
+                     checkpoint_every=args.checkpoint_every)
         done += 1
         test = record["metrics"]["test"]
         shown = f"{test:.5g}" if test is not None else record["status"]

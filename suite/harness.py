@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import random
 import resource
@@ -33,7 +32,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -141,27 +140,85 @@ def _peak_memory(device) -> dict[str, Any]:
 
 
 def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = False,
-        quiet: bool = False, data_dir: str | None = None) -> dict:
+        quiet: bool = False, data_dir: str | None = None, checkpoint_every: int = 500,
+        on_eval: Callable[[int, float], None] | None = None) -> dict:
     """Run one experiment and return its record; write it under ``out`` when given.
 
-    With ``out`` set and a finished record of the same configuration present, the run is
-    skipped and the existing record returned, unless ``overwrite``.
+    With ``out`` set: a finished record of the same configuration is not rerun (its
+    record is returned) unless ``overwrite``; the run checkpoints every
+    ``checkpoint_every`` steps (0: never) and, started again after being killed,
+    resumes from its last checkpoint to the same final record (timings aside).
+    ``on_eval(step, value)`` is called after every validation with the headline
+    metric (the tuner reports to its pruner there); an exception it raises ends the
+    run and propagates, and no record is written.
     """
     resolved = resolve(config)
-    target_dir = None
+    target_dir, checkpoint = None, None
     if out is not None:
         target_dir = records.run_dir(out, config.task, config.model, config.seed, resolved.hash)
         if records.is_complete(target_dir) and not overwrite:
             print(f"skip: {target_dir} already holds this configuration (use --overwrite to rerun)")
             return {**records.load_record(target_dir), "path": str(target_dir)}
-    record, curves = _train(resolved, quiet=quiet, data_dir=data_dir)
+        if checkpoint_every > 0:
+            checkpoint = Checkpoint(records.checkpoint_path(target_dir), checkpoint_every, fresh=overwrite)
+    record, curves = _train(resolved, quiet=quiet, data_dir=data_dir, checkpoint=checkpoint, on_eval=on_eval)
     if target_dir is not None:
         records.write_run(target_dir, record, curves, overwrite=overwrite)
         record["path"] = str(target_dir)
+    if checkpoint is not None:
+        checkpoint.remove()
     return record
 
 
-def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None) -> tuple[dict, str]:
+class Checkpoint:
+    """Everything the loop needs to continue as if never stopped, saved atomically.
+
+    The training data need no state of their own: batch i is a pure function of
+    (seed, i), so the step counter is the data generator's state."""
+
+    def __init__(self, path: Path, every: int, *, fresh: bool):
+        self.path, self.every = path, every
+        if fresh:
+            self.remove()
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, map_location="cpu", weights_only=False)
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class Progress:
+    """The loop's mutable state: what a checkpoint holds besides model and optimizer."""
+
+    step: int = 0
+    step_times: list = dataclasses.field(default_factory=list)
+    curves: list = dataclasses.field(default_factory=list)  # CSV rows
+    hidden: dict = dataclasses.field(default_factory=dict)  # probe step -> profile
+    val_history: list = dataclasses.field(default_factory=list)
+    best_val: float | None = None
+    best_step: int | None = None
+    best_state: dict | None = None
+    time_to_target: dict | None = None
+    last_loss: float | None = None
+    grad_norm: float = float("nan")
+    status: str = "ok"
+    diverged_step: int | None = None
+    clock: dict = dataclasses.field(default_factory=dict)
+    resumed_at: list = dataclasses.field(default_factory=list)
+
+
+def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint: Checkpoint | None = None,
+           on_eval: Callable[[int, float], None] | None = None) -> tuple[dict, str]:
     cfg, device = resolved.config, resolved.device
     dtype = getattr(torch, cfg["dtype"])
     wall_start = time.perf_counter()
@@ -184,26 +241,45 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None) -> tuple[di
     px, py = task.batch("val", 0, cfg["probe_batch"], seed=0)
     px, py = _to(px, device, dtype), _to(py, device, dtype)
     probe_steps = sorted({round(total_steps * (k + 1) / cfg["probes"]) for k in range(cfg["probes"])})
-    hidden: dict[str, list[float]] = {}
+    p = Progress()
 
     def probe(step: int) -> None:
         start = clock.now()
-        hidden[str(step)] = probes.hidden_gradient_profile(model, task, px, py)
+        p.hidden[str(step)] = probes.hidden_gradient_profile(model, task, px, py)
         clock.add("probe_log", start)
 
-    probe(0)
-    curves = io.StringIO()
-    curves.write("step,split,loss,metric,grad_norm,lr,train_seconds\n")
-    step_times: list[float] = []
-    status, diverged_step, last_loss = "ok", None, None
-    best_val, best_state, best_step = None, None, None
-    val_history: list[tuple[int, float]] = []
-    time_to_target = None
-    grad_norm = float("nan")
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(saved["schedule"])
+        p = Progress(**saved["progress"])
+        clock.totals.update(p.clock)
+        torch.set_rng_state(saved["rng"]["torch"])
+        np.random.set_state(saved["rng"]["numpy"])
+        random.setstate(saved["rng"]["python"])
+        p.resumed_at.append(p.step)
+        if not quiet:
+            print(f"resuming {cfg['task']}/{cfg['model']} seed {cfg['seed']} at step {p.step}", file=sys.stderr)
+    else:
+        probe(0)
 
-    bar = tqdm(total=total_steps, disable=quiet, desc=f"{cfg['task']}/{cfg['model']} s{cfg['seed']}",
-               leave=False, file=sys.stderr)
-    for step in range(1, total_steps + 1):
+    def save_checkpoint() -> None:
+        start = clock.now()
+        p.clock = dict(clock.totals)
+        checkpoint.save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict() if schedule is not None else None,
+            "progress": dataclasses.asdict(p),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "config_hash": resolved.hash,
+        })
+        clock.add("probe_log", start)
+
+    bar = tqdm(total=total_steps, initial=p.step, disable=quiet, leave=False, file=sys.stderr,
+               desc=f"{cfg['task']}/{cfg['model']} s{cfg['seed']}")
+    for step in range(p.step + 1, total_steps + 1):
         start = clock.now()
         x, y = task.batch("train", step - 1, cfg["batch_size"], seed=cfg["seed"])
         x, y = _to(x, device, dtype), _to(y, device, dtype)
@@ -213,58 +289,62 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None) -> tuple[di
         loss = task.loss(predict(model, task, x), y).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = probes.total_grad_norm(model.parameters())
-        last_loss = loss.item()
-        if not (math.isfinite(last_loss) and math.isfinite(grad_norm)):
+        p.grad_norm = probes.total_grad_norm(model.parameters())
+        p.last_loss = loss.item()
+        if not (math.isfinite(p.last_loss) and math.isfinite(p.grad_norm)):
             clock.add("train", start)
-            status, diverged_step = "diverged", step
+            p.status, p.diverged_step = "diverged", step
             break
         if cfg["clip"] is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
         optimizer.step()
         if schedule is not None:
             schedule.step()
-        step_times.append(clock.add("train", start))
+        p.step_times.append(clock.add("train", start))
+        p.step = step
         bar.update(1)
 
-        start = clock.now()
         if step % cfg["log_every"] == 0 or step == total_steps:
             lr = optimizer.param_groups[0]["lr"]
-            curves.write(f"{step},train,{last_loss!r},,{grad_norm!r},{lr!r},{clock.totals['train']!r}\n")
-        clock.add("probe_log", start)
+            p.curves.append(f"{step},train,{p.last_loss!r},,{p.grad_norm!r},{lr!r},{clock.totals['train']!r}")
 
         if step % cfg["eval_every"] == 0 or step == total_steps:
             start = clock.now()
             val = evaluate(model, task, "val", device, dtype, cfg["val_batches"])
             clock.add("eval", start)
-            val_history.append((step, val[metric]))
-            curves.write(f"{step},val,{val['loss']!r},{val[metric]!r},,,{clock.totals['train']!r}\n")
+            p.val_history.append((step, val[metric]))
+            p.curves.append(f"{step},val,{val['loss']!r},{val[metric]!r},,,{clock.totals['train']!r}")
             bar.set_postfix({metric: f"{val[metric]:.4g}"})
-            if time_to_target is None and _reached(val[metric], task.target, higher):
-                time_to_target = {"step": step, "train_seconds": clock.totals["train"]}
-            if cfg["selection"] == "best_val" and _better(val[metric], best_val, higher):
-                best_val, best_step = val[metric], step
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if p.time_to_target is None and _reached(val[metric], task.target, higher):
+                p.time_to_target = {"step": step, "train_seconds": clock.totals["train"]}
+            if cfg["selection"] == "best_val" and _better(val[metric], p.best_val, higher):
+                p.best_val, p.best_step = val[metric], step
+                p.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if on_eval is not None:
+                on_eval(step, val[metric])
         if step in probe_steps:
             probe(step)
+        if checkpoint is not None and step % checkpoint.every == 0 and step < total_steps:
+            save_checkpoint()
     bar.close()
 
-    if status == "ok" and cfg["selection"] == "best_val" and best_state is not None:
-        model.load_state_dict(best_state)
+    if p.status == "ok" and cfg["selection"] == "best_val" and p.best_state is not None:
+        model.load_state_dict(p.best_state)
     start = clock.now()
-    test = evaluate(model, task, "test", device, dtype) if status == "ok" else None
-    final_val = val_history[-1][1] if val_history else None
+    test = evaluate(model, task, "test", device, dtype) if p.status == "ok" else None
+    final_val = p.val_history[-1][1] if p.val_history else None
     clock.add("eval", start)
 
-    ratios = {step: probes.gradient_ratio(profile) for step, profile in hidden.items()}
-    last_probe = max(hidden, key=int)
+    ratios = {step: probes.gradient_ratio(profile) for step, profile in p.hidden.items()}
+    last_probe = max(p.hidden, key=int)
+    best = cfg["selection"] == "best_val"
     record = {
         "schema": records.SCHEMA_VERSION,
         "config_hash": resolved.hash,
         "task": cfg["task"],
         "model": cfg["model"],
         "seed": cfg["seed"],
-        "status": status,
+        "status": p.status,
         "config": cfg,
         "task_info": {
             "version": task.version, "variant": task.variant, "metric": metric,
@@ -273,39 +353,42 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None) -> tuple[di
         },
         "model_info": {
             "version": model.version,
-            "n_params": sum(p.numel() for p in model.parameters()),
+            "n_params": sum(q.numel() for q in model.parameters()),
             # as built: values chosen before training (e.g. a heuristic Δt) filled in
             "resolved_params": dataclasses.asdict(model.cfg),
             "extra": model.extra_record(),
         },
         "metrics": {
             "selection": cfg["selection"],
-            "selected_step": best_step if cfg["selection"] == "best_val" else (diverged_step or total_steps),
-            "val_best": best_val if cfg["selection"] == "best_val" else final_val,
+            "selected_step": p.best_step if best else (p.diverged_step or total_steps),
+            "val_best": p.best_val if best else final_val,
             "val_final": final_val,
             "test": test[metric] if test else None,
             "test_metrics": test,
-            "final_train_loss": last_loss,
-            "final_grad_norm": grad_norm,
-            "steps_done": len(step_times),
-            "diverged_step": diverged_step,
+            "final_train_loss": p.last_loss,
+            "final_grad_norm": p.grad_norm,
+            "steps_done": len(p.step_times),
+            "diverged_step": p.diverged_step,
         },
         "gradients": {
             "probe_dtype": str(probes.PROBE_DTYPE).replace("torch.", ""),
             "probe_batch": cfg["probe_batch"],
-            "hidden_profile": hidden,
+            "hidden_profile": p.hidden,
             "ratio": ratios,
             "ratio_init": ratios["0"],
             "ratio_end": ratios[last_probe],
             "end_step": int(last_probe),
         },
         "timing": {
+            # wall time of this process only; a resumed run's per-category seconds add up all segments
             "total_seconds": time.perf_counter() - wall_start,
             **{f"{k}_seconds": v for k, v in clock.totals.items()},
-            "median_step_seconds": statistics.median(step_times) if step_times else None,
-            "time_to_target": time_to_target,
+            "median_step_seconds": statistics.median(p.step_times) if p.step_times else None,
+            "time_to_target": p.time_to_target,
+            "resumed_at_steps": p.resumed_at,
         },
         "memory": _peak_memory(device),
         "environment": records.environment(device),
     }
-    return record, curves.getvalue()
+    curves = "step,split,loss,metric,grad_norm,lr,train_seconds\n" + "".join(row + "\n" for row in p.curves)
+    return record, curves

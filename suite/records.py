@@ -43,6 +43,11 @@ def run_dir(root: str | os.PathLike, task: str, model: str, seed: int, chash: st
     return Path(root) / task / model / f"s{seed}-{chash[:10]}"
 
 
+def checkpoint_path(path: Path) -> Path:
+    """Where an unfinished run keeps its checkpoint: hidden, beside its future directory."""
+    return path.parent / f".{path.name}.checkpoint.pt"
+
+
 def is_complete(path: Path) -> bool:
     return (path / RECORD).is_file()
 
