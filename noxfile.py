@@ -4,6 +4,8 @@
                     family, then the report table and figures under results/demo
     nox -s tests    the test suite on CPU (MNIST tests read ../shared/data/mnist or $RNNSUITE_DATA)
     nox -s lint     ruff
+    nox -s paper -- TABLE [--profile quick|full]   run a paper table's cells, write the table
+    nox -s bench [-- --compare]                    pytest-benchmark; --compare fails on a slowdown
 
 Every session installs the project with the pinned versions of constraints.txt (torch
 included), so results do not drift with new releases. Sessions use the interpreter nox
@@ -57,3 +59,40 @@ def demo(session: nox.Session) -> None:
     out = "results/demo"
     session.run("rnnsuite", "sweep", "--config", "demo", "--out", out, "--quiet")
     session.run("rnnsuite", "report", "--runs", out, "--out", out)
+
+
+@nox.session
+def paper(session: nox.Session) -> None:
+    """Reproduce a paper table: `nox -s paper -- smnist --profile quick`.
+
+    Tables (cost of the quick profile on 2 CPU cores / of the full profile on one GPU):
+      smnist   sMNIST and psMNIST accuracy, every model      ~5 min / hours per model
+      adding   adding problem, MSE against training steps    ~4 min / hours per model
+      copy     copy task against the memoryless baseline     ~4 min / ~1 h per model
+    """
+    if not session.posargs:
+        session.error("name a table: nox -s paper -- smnist|adding|copy [--profile quick|full]")
+    install(session)
+    session.run("rnnsuite", "paper", *session.posargs, env=data_env())
+
+
+# A slowdown beyond this fails `bench -- --compare`. Two back-to-back runs of the same
+# code on the shared 2-core machines differ by up to ~15% in median step time, so a
+# smaller threshold would flag noise; 25% still catches a lost fused path (2x or more).
+BENCH_THRESHOLD = "median:25%"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (pytest-benchmark), saved under .benchmarks/.
+
+    `nox -s bench -- --compare` compares with the last saved run of this machine and
+    fails on a median slowdown beyond BENCH_THRESHOLD."""
+    install(session, "test")
+    args = ["pytest", "tests/benchmarks", "-o", "addopts=", "--benchmark-only", "--benchmark-autosave",
+            "--benchmark-columns=median,iqr,rounds"]
+    extra = list(session.posargs)
+    if "--compare" in extra:
+        extra.remove("--compare")
+        args += ["--benchmark-compare", f"--benchmark-compare-fail={BENCH_THRESHOLD}"]
+    session.run(*args, *extra, env=data_env())

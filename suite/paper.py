@@ -1,0 +1,223 @@
+"""Paper tables: run every (task, model, seed) cell a table needs, then write the table.
+
+    nox -s paper -- smnist --profile quick        (or: rnnsuite paper smnist --profile quick)
+    nox -s paper -- adding --profile full --set device=cuda
+
+Cells whose record (same configuration hash) already exists are skipped, and a killed
+run resumes from its checkpoint, so rerunning a command completes its table. Tables go
+to ``results/tables/<table>-<profile>.{md,csv,tex}`` with figures under
+``results/tables/figures/<table>-<profile>/``; runs under ``results/runs/paper/<profile>``.
+
+Profiles:
+- ``quick``: CPU, minutes; reduced sequence lengths, widths and budgets. Its tables are
+  labelled NOT COMPARABLE with the papers: they show the pipeline and gross failures.
+- ``full``: the papers' settings and budgets (sequence lengths, epochs); meant for a
+  GPU (hours). Costs are listed in ``TABLES`` and in the README.
+
+Ours is the test metric as mean ± std over seeds, beside the published number from
+``results/reference/published.csv`` and the difference; every row carries the task
+variant (sequence length, permutation hash) so a reader sees what was compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from suite import report
+from suite.records import write_text_atomic
+from suite.registry import SuiteError
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "results" / "reference" / "published.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    cells: tuple[tuple[str, dict], ...]  # (task, task params) per column group
+    sets: dict  # run keys for every cell
+    seeds: tuple[int, ...] = (0, 1, 2)
+    models: tuple[str, ...] | None = None  # None: every registered model
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    title: str
+    quick: Profile
+    full: Profile
+    cost: str  # what a run of each profile costs, as measured or estimated
+    compare_published: bool = True
+
+
+QUICK_MODELS = ("lstm", "gru", "antisymmetric", "antisymmetric-gated", "hrnn")
+
+TABLES: dict[str, Table] = {
+    "smnist": Table(
+        title="Sequential and permuted sequential MNIST: test accuracy",
+        quick=Profile(
+            cells=(("smnist", {"pixels_per_step": 16, "n_train": 10000}),
+                   ("psmnist", {"pixels_per_step": 16, "n_train": 10000})),
+            sets={"hidden_size": 64, "batch_size": 64, "steps": 300, "eval_every": 100, "lr": 0.005,
+                  "probes": 1},
+            seeds=(0, 1), models=QUICK_MODELS),
+        full=Profile(
+            cells=(("smnist", {}), ("psmnist", {})),
+            sets={"hidden_size": 128, "batch_size": 120, "epochs": 100.0, "eval_every": 1000,
+                  "schedule": "step", "probes": 3},
+            seeds=(0, 1, 2)),
+        cost="quick: about 5 min on 2 CPU cores (T = 49, 300 steps). full: T = 784, 100 epochs "
+             "× 3 seeds × 2 tasks per model; hours per model on one GPU (cuDNN LSTM/GRU fastest, "
+             "step-loop cells slowest); not feasible on CPU.",
+    ),
+    "adding": Table(
+        title="Adding problem: validation MSE against training steps, test MSE at the end",
+        quick=Profile(
+            cells=tuple(("adding", {"T": T}) for T in (50, 100, 200)),
+            sets={"hidden_size": 32, "batch_size": 50, "steps": 400, "eval_every": 100, "lr": 0.005,
+                  "probes": 1},
+            seeds=(0, 1), models=QUICK_MODELS),
+        full=Profile(
+            cells=tuple(("adding", {"T": T}) for T in (500, 2000, 5000)),
+            sets={"hidden_size": 128, "batch_size": 50, "steps": 10000, "eval_every": 250, "probes": 3},
+            seeds=(0, 1, 2)),
+        cost="quick: about 4 min on 2 CPU cores. full: 10k steps at T up to 5000, 3 seeds; "
+             "hours per model on one GPU.",
+    ),
+    "copy": Table(
+        title="Copy task: test cross-entropy against the memoryless baseline",
+        quick=Profile(
+            cells=tuple(("copy", {"T": T}) for T in (10, 20, 50)),
+            sets={"hidden_size": 32, "batch_size": 50, "steps": 400, "eval_every": 100, "lr": 0.005,
+                  "probes": 1},
+            seeds=(0, 1), models=QUICK_MODELS),
+        full=Profile(
+            cells=tuple(("copy", {"T": T}) for T in (100, 500, 1000)),
+            sets={"hidden_size": 128, "batch_size": 128, "steps": 10000, "eval_every": 250, "probes": 3},
+            seeds=(0, 1, 2)),
+        cost="quick: about 4 min on 2 CPU cores. full: 10k steps at T up to 1000, 3 seeds; "
+             "about an hour per model on one GPU.",
+        compare_published=False,
+    ),
+}
+
+
+def cell_configs(table: Table, profile: Profile, extra_sets: list[str], models: list[str] | None):
+    from suite.build import list_models
+    from suite.cli import make_config
+
+    names = models or list(profile.models or list_models())
+    configs = []
+    for task, params in profile.cells:
+        for model in names:
+            for seed in profile.seeds:
+                sets = [f"{k}={v}" for k, v in profile.sets.items()]
+                sets += [f"task.{k}={v}" for k, v in params.items()] + extra_sets
+                configs.append(make_config(task, model, seed, sets, None))
+    return configs
+
+
+def published() -> pd.DataFrame:
+    return pd.read_csv(REFERENCE)
+
+
+def build_table(name: str, runs: pd.DataFrame, profile_name: str) -> pd.DataFrame:
+    """Ours beside the published number; computed from records via report.summarize."""
+    table = TABLES[name]
+    summary = report.summarize(runs)
+    refs = published() if table.compare_published else pd.DataFrame(columns=["task", "model", "value", "source"])
+    rows = []
+    for _, row in summary.iterrows():
+        ours = row.test_mean * (100 if row.metric.startswith("accuracy") else 1)
+        std = row.test_std * (100 if row.metric.startswith("accuracy") else 1)
+        match = refs[(refs.task == row.task) & (refs.model == row.model) & (refs.metric == "accuracy")] \
+            if table.compare_published else refs.iloc[0:0]
+        pub = match.value.iloc[0] if len(match) else math.nan
+        rows.append({
+            "task": row.task, "variant": row.variant, "model": row.model, "metric": row.metric,
+            "ours": "—" if math.isnan(ours) else f"{ours:.4g} ± {std:.2g}",
+            "seeds": row.seeds, "diverged": row.diverged,
+            "published": "—" if math.isnan(pub) else f"{pub:g}",
+            "difference": "—" if math.isnan(pub) or math.isnan(ours) else f"{ours - pub:+.3g}",
+            "trivial baseline": "—" if row.baseline is None or math.isnan(row.baseline) else f"{row.baseline:.4g}",
+            "source": match.source.iloc[0] if len(match) else "",
+            "notes": ("NOT COMPARABLE with the papers (quick profile)" if profile_name == "quick" else "")
+            + ("; other variants published: see results/reference" if len(match) and row.task == "psmnist" else ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def write_table(name: str, profile_name: str, runs_root: Path, out: Path) -> Path:
+    runs = report.load_runs(runs_root)
+    cells = {task for task, _ in getattr(TABLES[name], profile_name).cells}
+    runs = runs[runs.task.isin(cells)]
+    frame = build_table(name, runs, profile_name)
+    stem = out / f"{name}-{profile_name}"
+    header = f"# {TABLES[name].title} ({profile_name} profile)\n\n"
+    if profile_name == "quick":
+        header += "Quick profile: reduced lengths and budgets, not comparable with published numbers.\n\n"
+    write_text_atomic(stem.with_suffix(".md"), header + frame.to_markdown(index=False) + "\n")
+    write_text_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False))
+    write_text_atomic(stem.with_suffix(".tex"), frame.to_latex(index=False, escape=True))
+    report.figures(runs, out / "figures" / f"{name}-{profile_name}")
+    if name == "adding":
+        write_text_atomic(out / f"{name}-{profile_name}-curves.csv", _curves(runs).to_csv(index=False))
+    print(header + frame.to_markdown(index=False))
+    return stem.with_suffix(".md")
+
+
+def _curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """Validation metric against training steps, mean over seeds, one column per step."""
+    rows = []
+    for _, row in runs.iterrows():
+        curves = pd.read_csv(Path(row.path) / "curves.csv")
+        for step, value in zip(curves[curves.split == "val"].step, curves[curves.split == "val"].metric):
+            rows.append({"variant": row.variant, "model": row.model, "step": step, "value": value})
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["variant", "model", "step"]).value.mean().unstack("step").reset_index()
+
+
+def cmd_paper(args) -> int:
+    from suite.build import resolve
+    from suite.harness import run
+
+    if args.table not in TABLES:
+        raise SuiteError(f"unknown table {args.table!r} (valid: {', '.join(TABLES)})")
+    table = TABLES[args.table]
+    profile = getattr(table, args.profile)
+    models = args.models.split(",") if args.models else None
+    configs = cell_configs(table, profile, list(args.sets), models)
+    for cfg in configs:
+        resolve(cfg)  # every cell checked before the first runs
+    runs_root = Path(args.runs) / args.profile
+    for i, cfg in enumerate(configs, 1):
+        record = run(cfg, out=runs_root, quiet=args.quiet, data_dir=args.data_dir)
+        test = record["metrics"]["test"]
+        print(f"[{i}/{len(configs)}] {cfg.task}/{cfg.model} seed {cfg.seed}: "
+              f"{'diverged' if test is None else f'{test:.4g}'}")
+    write_table(args.table, args.profile, runs_root, Path(args.out))
+    return 0
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("paper", help="run the cells of a paper table and write it",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("table", help=f"one of: {', '.join(TABLES)}")
+    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--models", help="comma-separated models (default: the profile's)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--runs", default="results/runs/paper")
+    p.add_argument("--out", default="results/tables")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_paper)
+
+
+def main(argv=None) -> int:  # for `python -m suite.paper`
+    parser = argparse.ArgumentParser(prog="rnnsuite")
+    add_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["paper", *(argv or [])])
+    return args.func(args)
