@@ -41,6 +41,8 @@ class AntisymmetricConfig:
 @register_model("antisymmetric")
 class AntisymmetricRNN(RecurrentModel):
     Config = AntisymmetricConfig
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0),
+                    "model.eps": ("log", 1e-3, 1.0), "model.gamma": ("log", 1e-4, 1.0)}
     n_input_maps = 1  # V x_t (the gated form adds V_z x_t)
 
     def __init__(self, input_size, hidden_size, cfg):
@@ -69,8 +71,8 @@ class AntisymmetricRNN(RecurrentModel):
         A, vx = self.recurrence_matrix(), self.V(x)
         h = self.initial_state(x.shape[0], x.device, x.dtype)
         out = []
-        for t in range(x.shape[1]):
-            h = self._update(h, vx[:, t], A)
+        for vx_t in vx.unbind(1):  # unbind: no full-size zero gradient per step
+            h = self._update(h, vx_t, A)
             out.append(h)
         return torch.stack(out, dim=1)
 

@@ -26,6 +26,8 @@ from suite.spec import RecurrentModel
 
 @register_model("lstm")
 class LSTM(RecurrentModel):
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0)}
+
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)
         self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
@@ -51,6 +53,8 @@ class LSTM(RecurrentModel):
 
 @register_model("gru")
 class GRU(RecurrentModel):
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0)}
+
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)
         self.rnn = nn.GRU(input_size, hidden_size, batch_first=True)

@@ -162,8 +162,9 @@ def step_loop(model: RecurrentModel, x: Tensor) -> Tensor:
     """The reference sequence semantics: ``features(step(...))`` at every step."""
     state = model.initial_state(x.shape[0], x.device, x.dtype)
     feats = []
-    for t in range(x.shape[1]):
-        state = model.step(x[:, t], state)
+    # unbind, not x[:, t]: indexing makes autograd build a full-size zero gradient per step
+    for x_t in x.unbind(1):
+        state = model.step(x_t, state)
         feats.append(model.features(state))
     return torch.stack(feats, dim=1)
 

@@ -1,0 +1,97 @@
+"""Lipschitz RNN (Erichson, Azencot, Queiruga, Hodgkinson & Mahoney, ICLR 2021,
+"Lipschitz Recurrent Neural Networks").
+
+A linear part plus a Lipschitz nonlinearity, ḣ = A_β h + tanh(W_β h + U x + b), with
+    A_β = (1 − β)(M_A + M_Aᵀ) + β(M_A − M_Aᵀ) − γ_A I
+    W_β = (1 − β)(M_W + M_Wᵀ) + β(M_W − M_Wᵀ) − γ_W I
+and one forward-Euler step of size ε per input:
+    h_t = h_{t−1} + ε A_β h_{t−1} + ε tanh(W_β h_{t−1} + U x_t + b)
+β ∈ [0, 1] weighs the skew-symmetric part (rotation, imaginary eigenvalues) against the
+symmetric part (real eigenvalues); γ_A and γ_W shift both spectra to the left, a
+damping. (The paper also reports an RK2 discretization; this file is the Euler one.)
+
+Defaults: the authors' repository README (github.com/erichson/LipschitzRNN) trains
+permuted MNIST with β = 0.8, γ = 0.001, ε = 0.01, init_std = 32 (ordered MNIST: the same
+with β = 0.65), SGD with momentum 0.9 at lr 0.1, decayed ×0.2 at epochs 30, 60 and 80,
+128 units. Their code has a single γ for both matrices, so γ_A = γ_W = 0.001 here. The
+Config defaults are those permuted-MNIST values; we have not checked them against the
+table in the paper's appendix, which may list others.
+
+Initialization, as the authors' code: M_A, M_W ~ N(0, (init_std / H)²) entrywise; U
+Xavier normal; b = 0. Their code multiplies h as a row vector by A_β, i.e. applies
+A_βᵀ; since M and Mᵀ have the same distribution, it is the same model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from suite.config import require
+from suite.registry import register_model
+from suite.spec import RecurrentModel
+
+
+@dataclass
+class LipschitzConfig:
+    eps: float = 0.01  # Euler step ε
+    beta: float = 0.8  # weight β of the skew-symmetric part
+    gamma_A: float = 0.001  # diagonal shift γ_A of A_β
+    gamma_W: float = 0.001  # diagonal shift γ_W of W_β
+    init_std: float = 32.0  # M_A, M_W ~ N(0, (init_std / H)²)
+
+    def validate(self):
+        require(self.eps > 0, f"model.eps={self.eps} must be > 0")
+        require(0 <= self.beta <= 1, f"model.beta={self.beta} must be in [0, 1]")
+        require(self.gamma_A >= 0, f"model.gamma_A={self.gamma_A} must be >= 0")
+        require(self.gamma_W >= 0, f"model.gamma_W={self.gamma_W} must be >= 0")
+        require(self.init_std >= 0, f"model.init_std={self.init_std} must be >= 0")
+
+
+@register_model("lipschitz")
+class LipschitzRNN(RecurrentModel):
+    Config = LipschitzConfig
+
+    def __init__(self, input_size, hidden_size, cfg):
+        super().__init__(input_size, hidden_size, cfg)
+        std = cfg.init_std / hidden_size
+        self.M_A = nn.Parameter(torch.randn(hidden_size, hidden_size) * std)
+        self.M_W = nn.Parameter(torch.randn(hidden_size, hidden_size) * std)
+        self.U = nn.Linear(input_size, hidden_size)
+        nn.init.xavier_normal_(self.U.weight)
+        nn.init.zeros_(self.U.bias)
+
+    def _blend(self, M, gamma):
+        eye = torch.eye(self.hidden_size, device=M.device, dtype=M.dtype)
+        beta = self.cfg.beta
+        return (1 - beta) * (M + M.T) + beta * (M - M.T) - gamma * eye
+
+    def matrices(self):
+        """(A_β, W_β)."""
+        return self._blend(self.M_A, self.cfg.gamma_A), self._blend(self.M_W, self.cfg.gamma_W)
+
+    def initial_state(self, batch_size, device, dtype):
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+
+    def _update(self, h, ux, A, W):
+        eps = self.cfg.eps
+        return h + eps * (h @ A.T) + eps * torch.tanh(h @ W.T + ux)
+
+    def step(self, x_t, h):
+        return self._update(h, self.U(x_t), *self.matrices())
+
+    def features(self, h):
+        return h
+
+    def forward(self, x):
+        # the same recurrence as `step`, with A_β, W_β and the input map computed once
+        (A, W), ux = self.matrices(), self.U(x)
+        h = self.initial_state(x.shape[0], x.device, x.dtype)
+        out = []
+        # unbind, not ux[:, t]: backward through an index writes a full-size gradient per step
+        for ux_t in ux.unbind(1):
+            h = self._update(h, ux_t, A, W)
+            out.append(h)
+        return torch.stack(out, dim=1)
