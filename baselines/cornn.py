@@ -58,6 +58,8 @@ class CoRNNConfig:
 @register_model("cornn")
 class CoRNN(RecurrentModel):
     Config = CoRNNConfig
+    search_space = {"lr": ("log", 1e-4, 3e-2), "clip": ("log", 0.1, 10.0), "model.dt": ("log", 0.01, 0.3),
+                    "model.gamma": ("log", 0.1, 100.0), "model.eps": ("log", 0.5, 30.0)}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

@@ -61,6 +61,8 @@ def block_skew(hidden_size: int, kind: str) -> torch.Tensor:
 @register_model("exprnn")
 class ExpRNN(RecurrentModel):
     Config = ExpRNNConfig
+    search_space = {"lr": ("log", 1e-5, 1e-2), "clip": ("log", 0.1, 10.0),
+                    "model.skew_init": ("categorical", ["henaff", "cayley"])}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

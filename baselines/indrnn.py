@@ -46,6 +46,8 @@ class IndRNNConfig:
 @register_model("indrnn")
 class IndRNN(RecurrentModel):
     Config = IndRNNConfig
+    search_space = {"lr": ("log", 1e-5, 1e-2), "clip": ("log", 0.1, 10.0), "model.u_max": ("float", 0.5, 1.5),
+                    "model.w_init_std": ("log", 1e-4, 0.1)}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

@@ -49,6 +49,7 @@ class LEMConfig:
 @register_model("lem")
 class LEM(RecurrentModel):
     Config = LEMConfig
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0), "model.dt": ("log", 0.01, 1.0)}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

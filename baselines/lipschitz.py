@@ -53,6 +53,9 @@ class LipschitzConfig:
 @register_model("lipschitz")
 class LipschitzRNN(RecurrentModel):
     Config = LipschitzConfig
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0), "model.eps": ("log", 1e-3, 0.1),
+                    "model.beta": ("float", 0.5, 1.0), "model.gamma_A": ("log", 1e-4, 0.1),
+                    "model.gamma_W": ("log", 1e-4, 0.1), "model.init_std": ("log", 1.0, 64.0)}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

@@ -56,6 +56,8 @@ class UnICORNNConfig:
 @register_model("unicornn")
 class UnICORNN(RecurrentModel):
     Config = UnICORNNConfig
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0), "model.dt": ("log", 0.01, 1.0),
+                    "model.alpha": ("log", 1.0, 100.0)}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)
