@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import itertools
 import sys
 import tomllib
@@ -41,7 +42,10 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def make_config(task: str, model: str, seed: int, sets: list[str], device: str | None) -> RunConfig:
-    run_over, task_over, model_over = parse_sets(sets)
+    from suite.tune import tuned_sets
+
+    # baselines/tuned/<task>-<model>.json first, so that --set overrides it
+    run_over, task_over, model_over = parse_sets(tuned_sets(task, model) + list(sets))
     fields = {"task": task, "model": model, "seed": seed, **run_over}
     if device is not None:
         fields["device"] = device
@@ -63,7 +67,7 @@ def cmd_list(args) -> int:
         print(f"{title}:")
         for name in names:
             cls = registry.get(name)
-            doc = (cls.__module__ and sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+            doc = (cls.__doc__ or sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
             extra = f"  [metric {cls.metric} {'↑' if cls.higher_is_better else '↓'}, v{cls.version}]" \
                 if registry is TASKS else f"  [v{cls.version}]"
             print(f"  {name}{extra}  {doc[0] if doc else ''}")
@@ -79,9 +83,12 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     from suite.build import resolve
     from suite.harness import run
+    from suite.tune import tuned_note
 
     cfg = make_config(args.task, args.model, args.seed, args.sets, args.device)
     resolve(cfg)  # every check before any download or file
+    if (note := tuned_note(cfg.task, cfg.model)) is not None:
+        print(note)
     _prepare_data(args, [cfg.task])
     record = run(cfg, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir,
                  checkpoint_every=args.checkpoint_every)
@@ -202,13 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="directory for report.<ext> and figures/")
     p.set_defaults(func=cmd_report)
 
-    for module in EXTRA_COMMANDS:
-        module.add_command(sub)
+    for name in EXTRA_COMMANDS:
+        importlib.import_module(name).add_command(sub)
     return parser
 
 
-# Subcommands defined in their own modules; each has ``add_command(subparsers)``.
-EXTRA_COMMANDS: list = []
+# Subcommands defined in their own modules, each with ``add_command(subparsers)``;
+# imported when the parser is built, so a broken one fails at start-up.
+EXTRA_COMMANDS: list[str] = [
+    "suite.paper",
+    "suite.tune",
+    "suite.tune_report",
+    "suite.gradient_study",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,9 @@ Rules (each one a lesson from registries that rotted elsewhere):
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from importlib import metadata
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

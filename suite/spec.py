@@ -9,7 +9,8 @@ of its own and decorating it with ``@register_task("name")`` /
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Iterator, Literal, Union
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, Union
 
 import torch
 from torch import Tensor, nn

@@ -45,3 +45,10 @@ def tiny_task_params(name: str) -> dict:
     cls = suite.registry.TASKS.get(name)
     fields = getattr(cls.Config, "__dataclass_fields__", {})
     return {"T": 6} if "T" in fields else {}
+
+
+@pytest.fixture(autouse=True)
+def _no_tuned_files(tmp_path_factory, monkeypatch):
+    """Tests see no tuned hyperparameter files unless they make their own: a file in
+    baselines/tuned/ must not change what the other tests run."""
+    monkeypatch.setenv("RNNSUITE_TUNED_DIR", str(tmp_path_factory.mktemp("tuned")))

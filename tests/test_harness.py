@@ -46,7 +46,10 @@ def test_record_has_every_field(tmp_path):
         assert key in on_disk, key
     cfg = on_disk["config"]
     assert cfg["task_params"] == {"T": 4, "n_val": 32, "n_test": 32, "data_seed": 1234}  # defaults resolved
-    assert cfg["model_params"]["dt"] == 0.1 and cfg["device"] == "cpu"
+    assert cfg["model_params"]["dt"] == "heuristic" and cfg["device"] == "cpu"
+    built = on_disk["model_info"]
+    assert isinstance(built["resolved_params"]["dt"], float) and built["resolved_params"]["dt"] > 0
+    assert built["extra"]["step_size"]["rule"] == "hamiltonian-dt-v1"
     info = on_disk["task_info"]
     assert info["version"] == 1 and info["metric"] == "xent" and info["higher_is_better"] is False
     assert info["trivial_baseline"]["value"] == pytest.approx(10 * math.log(8) / 24)

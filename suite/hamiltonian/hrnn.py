@@ -1,15 +1,34 @@
 """Hamiltonian RNN, after Rusch, Pearson & Zygalakis 2019, "Constructing gradient
-controllable recurrent neural networks using Hamiltonian dynamics" (arXiv:1911.05035).
+controllable recurrent neural networks using Hamiltonian dynamics" (arXiv:1911.05035;
+withdrawn, full text unavailable: this is a reconstruction from its abstract and from
+its descendant UnICORNN, Rusch & Mishra, ICML 2021).
 
-State (y, z) ∈ R^H × R^H, with the input-dependent Hamiltonian
+State (y, z) ∈ R^H × R^H (position, momentum), with the input-dependent Hamiltonian
     H(y, z; u_t) = ½‖z‖² + ½ α ‖y‖² + 1ᵀ log cosh(W y + V u_t + b),
-so that ẏ = ∂H/∂z = z and ż = −∂H/∂y = −(α y + Wᵀ tanh(W y + V u + b)).
+so that ẏ = ∂H/∂z = z and ż = −∂H/∂y = −(α y + Wᵀ tanh(W y + V u_t + b)).
 One step is symplectic Euler with step Δt (z first, then y with the new z):
     z_t = z_{t−1} − Δt (α y_{t−1} + Wᵀ tanh(W y_{t−1} + V u_t + b))
     y_t = y_{t−1} + Δt z_t
-The readout sees y. The step map is a composition of two shears, each with unit
-Jacobian determinant, and is symplectic for every Δt; Δt is the one hyperparameter
-that moves the hidden-state gradients between vanishing and exploding.
+The readout sees y.
+
+Why this Hamiltonian (the choices the abstract leaves open):
+  * separable, H = T(z) + V(y; u): symplectic Euler is then explicit, and its step is
+    a composition of two shears (a kick in z, a drift in y), each with a symmetric
+    off-diagonal Jacobian block, so the step is symplectic for every Δt, every input
+    and every W (docs/hamiltonian.md derives it); it is also exactly invertible, which
+    the reversible mode uses (UnICORNN reconstructs its states backward the same way);
+  * the input enters only the potential, inside the tanh: the structure matrix J is
+    untouched, so each step stays symplectic whatever the input;
+  * ½α‖y‖² with α > 0 makes the potential confining (log cosh grows only linearly), so
+    the energy's level sets are bounded and the undriven flow is bounded; the
+    1ᵀ log cosh term is paper (b)'s Hamiltonian, giving the tanh nonlinearity;
+  * Δt is the one hyperparameter that moves the hidden-state gradients between
+    vanishing and exploding (a frozen mode of stiffness ω² rotates, neither growing
+    nor decaying, iff Δt ω < 2); the step-size heuristic picks it before training.
+
+Fast path: ``forward`` runs :func:`suite.hamiltonian.fused.run_sequence` (custom
+autograd Function, analytic backward); with ``reversible=True`` it stores no states
+and reconstructs them backward in time (O(B·H) activation memory).
 
 Initialization: W_ij ~ N(0, 1/H), V and b as PyTorch's ``nn.Linear``.
 """
@@ -17,55 +36,71 @@ Initialization: W_ij ~ N(0, 1/H), V and b as PyTorch's ``nn.Linear``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
 from suite.config import require
-from suite.registry import register_model
+from suite.hamiltonian import fused
+from suite.hamiltonian.fused import Shear
+from suite.hamiltonian.heuristic import resolve_step_size, step_size_record
+from suite.registry import SuiteError, register_model
 from suite.spec import RecurrentModel
 
 
 @dataclass
 class HRNNConfig:
-    dt: float = 0.1  # step size Δt
+    # step size Δt; "heuristic": chosen before training from T, H, α and the initialized W
+    # (rule hamiltonian-dt-v1, docs/heuristic.md); the record keeps the number chosen
+    dt: float | Literal["heuristic"] = "heuristic"
     alpha: float = 1.0  # stiffness α of the quadratic potential
+    reversible: bool = False  # reconstruct states in the backward pass instead of storing them
 
     def validate(self):
-        require(self.dt > 0, f"model.dt={self.dt} must be > 0")
+        require(self.dt == "heuristic" or self.dt > 0, f"model.dt={self.dt} must be > 0 or 'heuristic'")
         require(self.alpha >= 0, f"model.alpha={self.alpha} must be >= 0")
 
 
 @register_model("hrnn")
 class HamiltonianRNN(RecurrentModel):
     Config = HRNNConfig
+    search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0),
+                    "model.dt": ("log", 1e-3, 1.0), "model.alpha": ("log", 1e-2, 1e2)}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)
         self.W = nn.Parameter(torch.randn(hidden_size, hidden_size) / hidden_size**0.5)
         self.V = nn.Linear(input_size, hidden_size)
 
+    @classmethod
+    def resolve_config(cls, cfg, *, input_size, hidden_size, seq_len):
+        return resolve_step_size(cls, cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
+
+    def extra_record(self):
+        return {"step_size": step_size_record(self.cfg, "dt")}
+
+    def shears(self) -> list[Shear]:
+        """The step as shears on the blocks (y, z): the kick in z, then the drift in y."""
+        if isinstance(self.cfg.dt, str):
+            raise SuiteError("model.dt='heuristic' is chosen from the sequence length: build the model "
+                             "with seq_len=... (the harness always does) or set a number")
+        dt, alpha = self.cfg.dt, self.cfg.alpha
+        return [Shear(tgt=1, src=0, w_in=self.W, w_out=self.W, scale=-dt, beta=-dt * alpha),
+                Shear(tgt=0, src=1, beta=dt)]
+
     def initial_state(self, batch_size, device, dtype):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return (zeros, zeros.clone())
 
-    def _update(self, state, vu):
-        y, z = state
-        dt, alpha = self.cfg.dt, self.cfg.alpha
-        z = z - dt * (alpha * y + torch.tanh(y @ self.W.T + vu) @ self.W)
-        return (y + dt * z, z)
-
     def step(self, x_t, state):
-        return self._update(state, self.V(x_t))
+        return fused.step(state, self.shears(), self.V(x_t))
 
     def features(self, state):
         return state[0]
 
     def forward(self, x):
-        vu = self.V(x)  # the input projection for all steps in one product
-        state = self.initial_state(x.shape[0], x.device, x.dtype)
-        out = []
-        for t in range(x.shape[1]):
-            state = self._update(state, vu[:, t])
-            out.append(state[0])
-        return torch.stack(out, dim=1)
+        # getattr: a subclass may bring its own Config without the flag; it runs the stored path
+        reversible = getattr(self.cfg, "reversible", False)
+        return fused.run_sequence(x, self.V.weight, self.V.bias, self.shears(), (self.hidden_size,) * 2,
+                                  features=(0,), reversible=reversible)

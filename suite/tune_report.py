@@ -1,0 +1,176 @@
+"""Heuristic against tuned: ``rnnsuite tune-report``, built offline from what ``tune`` wrote.
+
+    rnnsuite tune-report --runs results/tuning --format md
+
+One row per (task, variant, model, how its hyperparameters were chosen): "heuristic"
+(the model picked them from the task before training, e.g. hrnn's Δt from T),
+"defaults" (published defaults, nothing picked), or "Optuna, N trials"; the chosen
+values of the searched keys; the tuning compute (seconds of trial compute, 0 for the
+untuned rows) and its device; the test metric's mean ± std over the eval seeds (never
+the tuning seed); the parameter count, equal between the rows of one model because
+hidden size is never searched. The untuned row of a model shows what tuning buys; for
+``hrnn`` the Optuna row shows what its heuristic leaves on the table.
+
+The figure ``figures/tuning_<task>_<variant>.png`` plots the test metric against the
+tuning compute, one line per model from its untuned to its tuned point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from suite import records
+from suite.config import config_hash
+from suite.registry import SuiteError
+
+DEFAULT_RUNS = "results/tuning"
+ARMS = {"heuristic": "heuristic", "optuna": "optuna"}  # subdirectory per arm, under <study>/
+
+
+def _value(rec: dict, key: str):
+    if key.startswith("model."):
+        return rec["model_info"]["resolved_params"].get(key[6:])
+    return rec["config"].get(key)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "none"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def load_rows(root: str | Path) -> pd.DataFrame:
+    """One row per finished evaluation run, with the study that it belongs to."""
+    rows = []
+    for study_file in sorted(Path(root).glob("*/study.json")):
+        study = json.loads(study_file.read_text())
+        arms = (("optuna", study_file.parent / "optuna" / f"trial-{study['best']['trial']}"),
+                ("heuristic", study_file.parent / "heuristic"))
+        s = study["summary"]
+        for arm, folder in arms:
+            if not folder.is_dir():
+                continue
+            for path, rec in records.iter_records(folder):
+                if arm == "optuna":
+                    chosen, compute = f"Optuna, {s['finished']} trials", s["trial_compute_seconds"]
+                else:
+                    built, declared = rec["model_info"]["resolved_params"], rec["config"]["model_params"]
+                    chosen, compute = ("heuristic" if built != declared else "defaults"), 0.0
+                cell = {k: v for k, v in rec["config"].items() if k != "seed"}
+                rows.append({
+                    "study": study["study"], "arm": arm, "chosen": chosen,
+                    "task": rec["task"], "variant": rec["task_info"]["variant"], "model": rec["model"],
+                    "seed": rec["seed"], "status": rec["status"], "test": rec["metrics"]["test"],
+                    "metric": rec["task_info"]["metric"], "higher_is_better": rec["task_info"]["higher_is_better"],
+                    "hyper": ", ".join(f"{k}={_fmt(_value(rec, k))}" for k in study["search_space"]),
+                    "budget": f"{rec['config']['steps']} steps" if rec["config"]["epochs"] is None
+                    else f"{rec['config']['epochs']} epochs",
+                    "compute_s": compute, "device": ", ".join(s["device"]) if arm == "optuna" else "—",
+                    "params": rec["model_info"]["n_params"], "hidden": rec["config"]["hidden_size"],
+                    "config_hash": rec["config_hash"], "cell": config_hash(cell), "path": str(path),
+                })
+    if not rows:
+        raise SuiteError(f"no tuning results under {root} (run `rnnsuite tune ... --out {root}` first)")
+    # an untuned configuration shared by two studies is one experiment: count its runs once
+    return pd.DataFrame(rows).drop_duplicates(subset=["arm", "config_hash"])
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, variant, model, choice): test mean ± std over seeds, computed only here."""
+    rows = rows.assign(group=[r.study if r.arm == "optuna" else r.cell for r in rows.itertuples()])
+    out = []
+    for (task, variant, model, arm, _), g in rows.groupby(["task", "variant", "model", "arm", "group"], sort=True):
+        ok = g[g.status == "ok"].test.dropna()
+        first = g.iloc[0]
+        out.append({
+            "task": task, "variant": variant, "model": model, "arm": arm, "chosen": first.chosen,
+            "hyper": first.hyper, "compute_s": first.compute_s, "device": first.device, "budget": first.budget,
+            "metric": f"{first.metric} {'↑' if first.higher_is_better else '↓'}",
+            "test_mean": ok.mean() if len(ok) else math.nan,
+            "test_std": ok.std(ddof=1) if len(ok) > 1 else (0.0 if len(ok) else math.nan),
+            "seeds": len(ok), "diverged": int((g.status != "ok").sum()), "params": int(first.params),
+        })
+    table = pd.DataFrame(out)
+    order = {"heuristic": 0, "optuna": 1}
+    return table.sort_values(["task", "variant", "model", "arm"], key=lambda c: c.map(order) if c.name == "arm"
+                             else c).reset_index(drop=True)
+
+
+def format_table(summary: pd.DataFrame) -> pd.DataFrame:
+    def pm(row):
+        if math.isnan(row.test_mean):
+            return "—"
+        few = " (<3 seeds)" if row.seeds < 3 else ""
+        return f"{row.test_mean:.4g} ± {row.test_std:.2g}{few}"
+
+    return pd.DataFrame({
+        "task": summary.task, "variant": summary.variant, "model": summary.model,
+        "hyperparameters by": summary.chosen, "values": summary.hyper,
+        "tuning compute (s)": summary.compute_s.map(lambda v: f"{v:.0f}" if v >= 10 else f"{v:.1f}"),
+        "device": summary.device, "budget per run": summary.budget, "metric": summary.metric,
+        "test (mean ± std)": summary.apply(pm, axis=1), "seeds": summary.seeds,
+        "diverged": summary.diverged, "params": summary.params,
+    })
+
+
+def figures(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Per (task, variant): test metric against tuning compute, a line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (task, variant), g in summary.groupby(["task", "variant"]):
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for i, (model, m) in enumerate(g.groupby("model")):
+            color = f"C{i}"
+            m = m.sort_values("compute_s")
+            ax.plot(m.compute_s, m.test_mean, color=color, alpha=0.5)
+            for row in m.itertuples():
+                ax.errorbar(row.compute_s, row.test_mean, yerr=row.test_std, color=color, capsize=3,
+                            marker="*" if row.arm == "optuna" else "o", markersize=11 if row.arm == "optuna" else 7,
+                            label=f"{model}: {row.chosen}")
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("tuning compute (s of trial compute; 0 = untuned)")
+        ax.set_ylabel(f"test {g.metric.iloc[0]} (mean ± std over seeds)")
+        ax.set_title(f"{task} {variant}: heuristic against tuned")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        name = f"tuning_{task}_{variant}".replace(" ", "_").replace("=", "")
+        path = out_dir / f"{name}.png"
+        tmp = path.with_name(f".{name}.tmp.png")
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+        written.append(path)
+        plt.close(fig)
+    return written
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("tune-report", help="heuristic against Optuna-tuned: table and figure from `tune` results",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default=DEFAULT_RUNS, help=f"tuning root that `tune --out` wrote (default {DEFAULT_RUNS})")
+    p.add_argument("--format", choices=["md", "csv", "latex"], default="md")
+    p.add_argument("--out", default=None, help="directory for tuning_report.<ext> and figures/ (default: --runs)")
+    p.set_defaults(func=cmd_tune_report)
+
+
+def cmd_tune_report(args) -> int:
+    from suite import report
+
+    summary = summarize(load_rows(args.runs))
+    text = report.render(format_table(summary), args.format)
+    print(text)
+    out = Path(args.out or args.runs)
+    ext = {"md": "md", "csv": "csv", "latex": "tex"}[args.format]
+    records.write_text_atomic(out / f"tuning_report.{ext}", text + "\n")
+    for path in figures(summary, out / "figures"):
+        print(f"figure: {path}")
+    print(f"table: {out / f'tuning_report.{ext}'}")
+    return 0

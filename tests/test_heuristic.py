@@ -1,0 +1,126 @@
+"""The step-size heuristic: its statistic and classes, and that Δt* lands in the stable
+band, checked by an independent measurement on a real task."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+import torch
+
+import suite
+from suite import probes
+from suite.hamiltonian import heuristic
+from suite.hamiltonian.heuristic import classify, deviation, heuristic_dt
+from suite.hamiltonian.hrnn import HamiltonianRNN
+from suite.registry import SuiteError
+
+
+@pytest.mark.parametrize("profile, expected, klass", [
+    ([1.0, 1.0, 1.0], 0.0, "stable"),
+    ([10.0, 3.0, 1.0], 1.0, "stable"),  # exactly one decade: still stable (|D| <= 1)
+    ([100.0, 10.0, 1.0], 2.0, "exploding"),
+    ([0.01, 0.1, 1.0], -2.0, "vanishing"),
+    ([1.0, 50.0, 1.0], math.log10(50), "exploding"),  # a swing in the middle counts
+    ([0.5, 1e-3, 2.0, 1.0], -3.0, "vanishing"),  # the larger magnitude wins
+    ([float("inf"), 1.0, 1.0], math.inf, "exploding"),
+    ([float("nan"), 1.0, 1.0], math.inf, "exploding"),
+    ([0.0, 1.0, 1.0], -math.inf, "vanishing"),  # underflow to 0 in float64
+])
+def test_deviation_and_classes(profile, expected, klass):
+    value = deviation(profile)
+    assert value == pytest.approx(expected)
+    assert classify(value) == klass
+
+
+def test_undefined_when_the_output_gradient_is_zero():
+    assert math.isnan(deviation([1.0, 0.0]))
+    assert classify(deviation([1.0, 0.0])) == "undefined"
+
+
+def test_threshold_is_one_decade_and_symmetric():
+    assert heuristic.STABLE_DECADES == 1.0
+    assert classify(1.0001) == "exploding" and classify(-1.0001) == "vanishing"
+    assert classify(0.999) == classify(-0.999) == "stable"
+
+
+def test_deviation_contains_the_endpoint_ratio():
+    profile = [3.0, 20.0, 0.7, 1.0]
+    assert abs(deviation(profile)) >= abs(probes.gradient_ratio(profile))
+
+
+def test_step_size_fields():
+    assert heuristic.step_size_field(suite.registry.MODELS.get("hrnn")) == "dt"
+    assert heuristic.step_size_field(suite.registry.MODELS.get("antisymmetric")) == "eps"
+    assert heuristic.step_size_field(suite.registry.MODELS.get("lstm")) is None
+    with pytest.raises(SuiteError, match="no step-size field"):
+        heuristic_dt("lstm", input_size=1, hidden_size=4, seq_len=10)
+
+
+def _independent_class(dt: float, T: int, hidden: int, seed: int) -> str:
+    """Class of hrnn's profile at Δt on the adding task's own data and loss, another init."""
+    task = suite.build_task("adding", T=T, n_val=8, n_test=8)
+    torch.manual_seed(seed)
+    model = suite.build_model("hrnn", input_size=2, output_size=1, hidden_size=hidden, dt=dt)
+    x, y = task.batch("val", 0, 8, seed=0)
+    return classify(deviation(probes.hidden_gradient_profile(model, task, x, y)))
+
+
+def test_heuristic_lands_in_the_stable_band_on_a_small_case():
+    T, hidden = 300, 16
+    dt, info = heuristic_dt("hrnn", input_size=2, hidden_size=hidden, seq_len=T, alpha=1.0)
+    assert math.isfinite(dt) and dt > 0
+    assert info["rule"] == heuristic.RULE and info["target_met"] and abs(info["deviation"]) <= info["target_decades"]
+    assert dt <= info["cap"] * (1 + 1e-3)
+    # independent measurement: the task's inputs and loss, and two other initializations
+    for seed in (1, 2):
+        assert _independent_class(dt, T, hidden, seed) == "stable"
+    # and it is near the band's upper edge, not a trivially tiny step: 5 Δt* explodes
+    assert _independent_class(5 * dt, T, hidden, 1) == "exploding"
+
+
+def test_heuristic_shrinks_with_the_sequence_length():
+    short, _ = heuristic_dt("hrnn", input_size=1, hidden_size=8, seq_len=30)
+    long, _ = heuristic_dt("hrnn", input_size=1, hidden_size=8, seq_len=600)
+    assert long < short
+
+
+def test_heuristic_is_deterministic_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    first, _ = heuristic_dt("antisymmetric", input_size=2, hidden_size=8, seq_len=50)
+    assert torch.equal(torch.get_rng_state(), state)
+    heuristic._cached.cache_clear()
+    again, _ = heuristic_dt("antisymmetric", input_size=2, hidden_size=8, seq_len=50)
+    assert first == again
+
+
+@dataclass
+class _HeuristicConfig:  # hrnn's Config with the proposed default (docs/heuristic.md)
+    dt: float | Literal["heuristic"] = "heuristic"
+    alpha: float = 1.0
+
+
+class _HeuristicHRNN(HamiltonianRNN):  # not registered: the hook as hrnn will carry it
+    Config = _HeuristicConfig
+
+    @classmethod
+    def resolve_config(cls, cfg, *, input_size, hidden_size, seq_len):
+        return heuristic.resolve_step_size(cls, cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
+
+    def extra_record(self):
+        return {"step_size": heuristic.step_size_record(self.cfg, "dt")}
+
+
+def test_resolve_config_maps_heuristic_to_a_float_and_keeps_the_rule():
+    cfg = _HeuristicHRNN.resolve_config(_HeuristicConfig(), input_size=2, hidden_size=8, seq_len=40)
+    expected, _ = heuristic_dt(HamiltonianRNN, input_size=2, hidden_size=8, seq_len=40, alpha=1.0)
+    assert isinstance(cfg.dt, float) and cfg.dt == expected
+    assert dataclasses.asdict(cfg) == {"dt": expected, "alpha": 1.0}  # no extra keys in the config
+    record = _HeuristicHRNN(2, 8, cfg).extra_record()["step_size"]
+    assert record["rule"] == heuristic.RULE and record["value"] == expected and record["field"] == "dt"
+    given = _HeuristicConfig(dt=0.05)
+    assert _HeuristicHRNN.resolve_config(given, input_size=2, hidden_size=8, seq_len=40) is given
+    assert _HeuristicHRNN(2, 8, given).extra_record()["step_size"] == {"field": "dt", "value": 0.05, "rule": "given"}
