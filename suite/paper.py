@@ -141,7 +141,7 @@ def build_table(name: str, runs: pd.DataFrame, profile_name: str) -> pd.DataFram
             "ours": "—" if math.isnan(ours) else f"{ours:.4g} ± {std:.2g}",
             "seeds": row.seeds, "diverged": row.diverged,
             "published": "—" if math.isnan(pub) else f"{pub:g}",
-            "difference": "—" if math.isnan(pub) or math.isnan(ours) else f"{ours - pub:+.3g}",
+            "difference": "—" if math.isnan(pub) or math.isnan(ours) else f"{ours - pub:+.2f}",
             "trivial baseline": "—" if row.baseline is None or math.isnan(row.baseline) else f"{row.baseline:.4g}",
             "source": match.source.iloc[0] if len(match) else "",
             "notes": ("NOT COMPARABLE with the papers (quick profile)" if profile_name == "quick" else "")
@@ -180,12 +180,68 @@ def _curves(runs: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["variant", "model", "step"]).value.mean().unstack("step").reset_index()
 
 
+# Tables produced by their own commands; `paper` runs them with the profile's settings.
+# (command-line argv per profile; "{out}" is results/tables/<table>-<profile>)
+TUNED_MODELS = ("lstm", "gru", "antisymmetric", "hrnn")
+DELEGATED: dict[str, dict] = {
+    "gradients": {
+        "title": "Gradient control: hidden-state gradient ratio against the step size (rnnsuite gradients)",
+        "cost": "quick: about 5 min on 2 CPU cores; full: about 10 CPU-hours (estimated), mostly T = 10^4",
+        "quick": [["gradients", "--profile", "quick", "--out", "{out}"]],
+        "full": [["gradients", "--profile", "full", "--out", "{out}"]],
+    },
+    "tuning": {
+        "title": "Heuristic against Optuna-tuned baselines, with tuning cost (rnnsuite tune, tune-report)",
+        "cost": "quick: 4 trials x 4 models on adding T = 20, about 10-15 min on 2 CPU cores; "
+                "full: 50 trials per model at the smnist table's budget, days of GPU time",
+        "quick": [["tune", "--task", "adding", "--model", m, "--trials", "4", "--budget", "150",
+                   "--set", "task.T=20", "--set", "hidden_size=32", "--set", "eval_every=50",
+                   "--set", "task.n_val=200", "--set", "task.n_test=500",
+                   "--out", "{out}", "--no-publish", "-q"] for m in TUNED_MODELS]
+                 + [["tune-report", "--runs", "{out}"]],
+        "full": [["tune", "--task", "psmnist", "--model", m, "--trials", "50", "--set", "epochs=10",
+                  "--set", "hidden_size=128", "--out", "{out}", "-q"] for m in TUNED_MODELS]
+                + [["tune-report", "--runs", "{out}"]],
+    },
+    "hdnn": {
+        "title": "Paper (b): H-DNN 2D classification, 64 layers (python -m suite.hamiltonian.deep)",
+        "cost": "quick: 5 epochs, about 40 s on 2 CPU cores; full: 50 epochs, about 6 min on 2 CPU cores",
+        "quick": [["-m", "suite.hamiltonian.deep", "--out", "{out}", "--epochs", "5"]],
+        "full": [["-m", "suite.hamiltonian.deep", "--out", "{out}"]],
+    },
+}
+
+
+def run_delegated(name: str, profile: str, out: Path, data_dir: str | None) -> None:
+    from suite.cli import main as cli_main
+
+    target = out / f"{name}-{profile}"
+    for argv in DELEGATED[name][profile]:
+        argv = [a.replace("{out}", str(target)) for a in argv]
+        if argv[0] == "-m":
+            from suite.hamiltonian.deep import main as deep_main
+
+            code = deep_main(argv[2:])
+        else:
+            if data_dir is not None and argv[0] in ("gradients", "tune"):
+                argv += ["--data-dir", data_dir]
+            code = cli_main(argv)
+        if code != 0:
+            raise SuiteError(f"paper {name}: `rnnsuite {' '.join(argv)}` failed with exit code {code}")
+    print(f"table {name} ({profile}): {target}")
+
+
 def cmd_paper(args) -> int:
     from suite.build import resolve
     from suite.harness import run
 
+    if args.table in DELEGATED:
+        if args.models or args.sets:
+            raise SuiteError(f"table {args.table!r} takes no --models or --set: it runs its own command")
+        run_delegated(args.table, args.profile, Path(args.out), args.data_dir)
+        return 0
     if args.table not in TABLES:
-        raise SuiteError(f"unknown table {args.table!r} (valid: {', '.join(TABLES)})")
+        raise SuiteError(f"unknown table {args.table!r} (valid: {', '.join([*TABLES, *DELEGATED])})")
     table = TABLES[args.table]
     profile = getattr(table, args.profile)
     models = args.models.split(",") if args.models else None
@@ -205,7 +261,7 @@ def cmd_paper(args) -> int:
 def add_command(sub) -> None:
     p = sub.add_parser("paper", help="run the cells of a paper table and write it",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("table", help=f"one of: {', '.join(TABLES)}")
+    p.add_argument("table", help=f"one of: {', '.join([*TABLES, *DELEGATED])}")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.add_argument("--models", help="comma-separated models (default: the profile's)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")

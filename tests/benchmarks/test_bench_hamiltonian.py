@@ -46,7 +46,7 @@ def test_train_step_psmnist_shape(benchmark, label):
     name, hparams, threads = CASES[label]
     torch.manual_seed(0)
     model = suite.build_model(name, input_size=SHAPE["input_size"], output_size=SHAPE["classes"],
-                              hidden_size=SHAPE["hidden"], **hparams)
+                              hidden_size=SHAPE["hidden"], seq_len=SHAPE["seq_len"], **hparams)
     x = torch.randn(SHAPE["batch"], SHAPE["seq_len"], SHAPE["input_size"])
     y = torch.randint(0, SHAPE["classes"], (SHAPE["batch"],))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
