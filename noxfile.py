@@ -76,10 +76,12 @@ def paper(session: nox.Session) -> None:
     session.run("rnnsuite", "paper", *session.posargs, env=data_env())
 
 
-# A slowdown beyond this fails `bench -- --compare`. Two back-to-back runs of the same
-# code on the shared 2-core machines differ by up to ~15% in median step time, so a
-# smaller threshold would flag noise; 25% still catches a lost fused path (2x or more).
-BENCH_THRESHOLD = "median:25%"
+# A slowdown beyond this fails `bench -- --compare`. Measured on the 2-core CPU machine:
+# three back-to-back runs of unchanged code differed per benchmark by up to 16% in the
+# minimum of 20 rounds and up to 30% in the median, so the minimum is compared, with
+# about twice the observed noise as margin; a lost fused path or a doubled forward
+# (2x and more) is still caught.
+BENCH_THRESHOLD = "min:35%"
 
 
 @nox.session
@@ -87,7 +89,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (pytest-benchmark), saved under .benchmarks/.
 
     `nox -s bench -- --compare` compares with the last saved run of this machine and
-    fails on a median slowdown beyond BENCH_THRESHOLD."""
+    fails on a slowdown beyond BENCH_THRESHOLD."""
     install(session, "test")
     args = ["pytest", "tests/benchmarks", "-o", "addopts=", "--benchmark-only", "--benchmark-autosave",
             "--benchmark-columns=median,iqr,rounds"]

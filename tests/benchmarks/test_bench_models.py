@@ -55,7 +55,7 @@ def test_train_step(benchmark, name, device):
         _sync(device)
 
     _info(benchmark, name, device, "train_step")
-    benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=2)
+    benchmark.pedantic(step, rounds=20, iterations=1, warmup_rounds=5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -69,4 +69,4 @@ def test_inference(benchmark, name, device):
         _sync(device)
 
     _info(benchmark, name, device, "inference")
-    benchmark.pedantic(infer, rounds=10, iterations=1, warmup_rounds=2)
+    benchmark.pedantic(infer, rounds=20, iterations=1, warmup_rounds=5)
