@@ -65,11 +65,16 @@ def hidden_gradient_profile(model: RecurrentModel, task: Task, x: Tensor, y: Ten
     per_step = len(perturbations[0])
     profile = []
     for t in range(steps):
-        sq = torch.zeros(batch, dtype=PROBE_DTYPE, device=x.device)
-        for g in grads[t * per_step : (t + 1) * per_step]:
-            if g is not None:
-                sq = sq + g.reshape(batch, -1).pow(2).sum(-1)
-        profile.append(sq.sqrt().mean().item())
+        parts = [g.reshape(batch, -1) for g in grads[t * per_step : (t + 1) * per_step] if g is not None]
+        if not parts:
+            profile.append(0.0)
+            continue
+        g = torch.cat(parts, dim=1)
+        # scaled norm: squaring would underflow below ~1e-154, long before float64 itself
+        scale = g.abs().amax(dim=1, keepdim=True)
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        norms = (g / safe).pow(2).sum(-1).sqrt() * scale.squeeze(1)
+        profile.append(norms.mean().item())
     return profile
 
 

@@ -198,3 +198,16 @@ def test_short_smnist_run_learns_above_chance(mnist):
     # chance is 0.1; 150 steps on 4800 images reach about 0.47 here: 0.3 is "clearly learned"
     assert rec["metrics"]["test"] > 0.3, rec["metrics"]
     assert rec["task_info"]["split_sizes"] == {"train": 4800, "val": 1000, "test": 10000}
+
+
+def test_profile_does_not_underflow_before_float64(register):
+    """a = 1e-20 per step: after 20 steps the gradient is 1e-400 (below float64) but at
+    10 steps back it is 1e-200, which a naive sqrt(sum of squares) would flush to 0."""
+    register("linear-test", Linear)
+    task = suite.build_task("adding", T=12, n_val=4)
+    model = suite.build_model("linear-test", input_size=2, output_size=1, hidden_size=3)
+    with torch.no_grad():
+        model.a.fill_(1e-20)
+    x, y = task.batch("val", 0, 4, seed=0)
+    profile = probes.hidden_gradient_profile(model, task, x, y)
+    assert profile[1] > 0 and profile[1] / profile[-1] == pytest.approx(1e-200, rel=1e-9)
