@@ -5,6 +5,13 @@
     nox -s tests    the test suite on CPU (MNIST tests read ../shared/data/mnist or $RNNSUITE_DATA)
     nox -s lint     ruff
     nox -s paper -- TABLE [--profile quick|full]   run a paper table's cells, write the table
+        TABLE      what                                      quick (2 CPU cores) / full
+        smnist     sMNIST and psMNIST accuracy, every model  ~6 min / hours per model on a GPU
+        adding     adding problem, MSE against steps         ~10 min / hours per model on a GPU
+        copy       copy task against the memoryless baseline ~5 min / ~1 h per model on a GPU
+        gradients  gradient control (rnnsuite gradients)     ~5 min / ~10 CPU-hours (estimated)
+        tuning     heuristic against Optuna-tuned, with cost ~10-15 min / days of GPU time
+        hdnn       paper (b)'s H-DNN 2D classification       ~40 s / ~6 min on CPU
     nox -s bench [-- --compare]                    pytest-benchmark; --compare fails on a slowdown
 
 Every session installs the project with the pinned versions of constraints.txt (torch
@@ -65,13 +72,11 @@ def demo(session: nox.Session) -> None:
 def paper(session: nox.Session) -> None:
     """Reproduce a paper table: `nox -s paper -- smnist --profile quick`.
 
-    Tables (cost of the quick profile on 2 CPU cores / of the full profile on one GPU):
-      smnist   sMNIST and psMNIST accuracy, every model      ~5 min / hours per model
-      adding   adding problem, MSE against training steps    ~4 min / hours per model
-      copy     copy task against the memoryless baseline     ~4 min / ~1 h per model
+    The tables and what each costs are listed by `nox -l` (this file's docstring).
     """
     if not session.posargs:
-        session.error("name a table: nox -s paper -- smnist|adding|copy [--profile quick|full]")
+        session.error("name a table: nox -s paper -- smnist|adding|copy|gradients|tuning|hdnn "
+                      "[--profile quick|full]")
     install(session)
     session.run("rnnsuite", "paper", *session.posargs, env=data_env())
 

@@ -364,7 +364,7 @@ def write_outputs(study: Study, out: Path, table: pd.DataFrame, bands: pd.DataFr
         "",
         "## Every setting",
         "",
-        shown.to_markdown(index=False),
+        shown.to_markdown(index=False, disable_numparse=True),  # keep the signs of +0.82
         "",
     ]
     records.write_text_atomic(out / "table.md", "\n".join(header))

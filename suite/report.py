@@ -15,6 +15,7 @@ trivial baseline; it writes the figures under ``<out>/figures``.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,7 @@ def load_runs(root: str | Path) -> pd.DataFrame:
             "train_s": rec["timing"]["train_seconds"],
             "params": rec["model_info"]["n_params"],
             "baseline": (info.get("trivial_baseline") or {}).get("value"),
-            "device": rec["config"]["device"], "path": str(path),
+            "device": rec["config"]["device"], "config_hash": rec["config_hash"], "path": str(path),
         })
     if not rows:
         raise SuiteError(f"no run records under {root} (run `rnnsuite run ... --out {root}` first)")
@@ -67,7 +68,13 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             "params": int(g.params.iloc[0]),
             "baseline": g.baseline.iloc[0],
         })
+    out.sort(key=lambda r: (r["task"], _natural(r["variant"]), r["model"]))
     return pd.DataFrame(out)
+
+
+def _natural(text: str) -> tuple:
+    """Sort key that orders numbers by value, so T=50 comes before T=100."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
 def format_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from suite.cli import main
+from suite.build import resolve
+from suite.cli import PRESETS, build_parser, load_sweep, main
 
 RUN = ["run", "--task", "adding", "--model", "gru", "--set", "steps=6", "--set", "hidden_size=4",
        "--set", "task.T=5", "--set", "task.n_val=8", "--set", "task.n_test=8", "--set", "eval_every=3",
@@ -92,3 +93,33 @@ def test_console_script_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", "--task", "adding", "--model", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def test_report_orders_variants_by_number():
+    import pandas as pd
+
+    from suite import report
+
+    runs = pd.DataFrame([
+        {"task": "adding", "variant": f"T={T}", "model": model, "status": "ok", "test": 0.1,
+         "higher_is_better": False, "metric": "mse", "ratio_init": 0.0, "ratio_end": 0.0,
+         "median_step_s": 0.01, "params": 10, "baseline": 0.167}
+        for T in (1000, 50, 200) for model in ("lstm", "gru")])
+    summary = report.summarize(runs)
+    assert list(summary.variant) == ["T=50", "T=50", "T=200", "T=200", "T=1000", "T=1000"]
+    assert list(summary.model[:2]) == ["gru", "lstm"]
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS.glob("*.toml")))
+def test_every_preset_resolves_every_cell(preset):
+    args = build_parser().parse_args(["sweep", "--config", preset])
+    configs = load_sweep(args)
+    assert configs and all(resolve(c).hash for c in configs)  # resolve raises on any bad key or value
+
+
+def test_demo_covers_every_model_family():
+    args = build_parser().parse_args(["sweep", "--config", "demo"])
+    models = {c.model for c in load_sweep(args)}
+    for family in (("lstm", "gru"), ("antisymmetric",), ("hrnn",), ("hdnn-",), ("cornn", "unicornn", "lem"),
+                   ("exprnn",)):
+        assert any(m.startswith(family) for m in models), family

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import pytest
 import torch
@@ -15,7 +13,6 @@ import suite
 from suite import probes
 from suite.hamiltonian import heuristic
 from suite.hamiltonian.heuristic import classify, deviation, heuristic_dt
-from suite.hamiltonian.hrnn import HamiltonianRNN
 from suite.registry import SuiteError
 
 
@@ -97,30 +94,21 @@ def test_heuristic_is_deterministic_and_leaves_the_global_rng_alone():
     assert first == again
 
 
-@dataclass
-class _HeuristicConfig:  # hrnn's Config with the proposed default (docs/heuristic.md)
-    dt: float | Literal["heuristic"] = "heuristic"
-    alpha: float = 1.0
-
-
-class _HeuristicHRNN(HamiltonianRNN):  # not registered: the hook as hrnn will carry it
-    Config = _HeuristicConfig
-
-    @classmethod
-    def resolve_config(cls, cfg, *, input_size, hidden_size, seq_len):
-        return heuristic.resolve_step_size(cls, cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
-
-    def extra_record(self):
-        return {"step_size": heuristic.step_size_record(self.cfg, "dt")}
-
-
-def test_resolve_config_maps_heuristic_to_a_float_and_keeps_the_rule():
-    cfg = _HeuristicHRNN.resolve_config(_HeuristicConfig(), input_size=2, hidden_size=8, seq_len=40)
-    expected, _ = heuristic_dt(HamiltonianRNN, input_size=2, hidden_size=8, seq_len=40, alpha=1.0)
-    assert isinstance(cfg.dt, float) and cfg.dt == expected
-    assert dataclasses.asdict(cfg) == {"dt": expected, "alpha": 1.0}  # no extra keys in the config
-    record = _HeuristicHRNN(2, 8, cfg).extra_record()["step_size"]
-    assert record["rule"] == heuristic.RULE and record["value"] == expected and record["field"] == "dt"
-    given = _HeuristicConfig(dt=0.05)
-    assert _HeuristicHRNN.resolve_config(given, input_size=2, hidden_size=8, seq_len=40) is given
-    assert _HeuristicHRNN(2, 8, given).extra_record()["step_size"] == {"field": "dt", "value": 0.05, "rule": "given"}
+@pytest.mark.parametrize("name", ["hrnn", "hdnn-h1-j2", "hdnn-h2"])
+def test_heuristic_is_the_default_and_resolves_to_a_float_with_its_rule(name):
+    cls = suite.registry.MODELS.get(name)
+    field = heuristic.step_size_field(cls)
+    default = cls.Config()
+    assert getattr(default, field) == "heuristic"
+    cfg = cls.resolve_config(default, input_size=2, hidden_size=8, seq_len=40)
+    others = {k: v for k, v in dataclasses.asdict(default).items() if k != field}
+    expected, _ = heuristic_dt(cls, input_size=2, hidden_size=8, seq_len=40, **others)
+    assert isinstance(getattr(cfg, field), float) and getattr(cfg, field) == expected
+    assert dataclasses.asdict(cfg) == {**others, field: expected}  # no extra keys in the config
+    record = cls(2, 8, cfg).extra_record()["step_size"]
+    assert record["rule"] == heuristic.RULE and record["value"] == expected and record["field"] == field
+    given = dataclasses.replace(default, **{field: 0.05})
+    assert cls.resolve_config(given, input_size=2, hidden_size=8, seq_len=40) is given
+    assert cls(2, 8, given).extra_record()["step_size"] == {"field": field, "value": 0.05, "rule": "given"}
+    with pytest.raises(SuiteError, match="heuristic"):
+        cls(2, 8, default).step(torch.zeros(1, 2), cls(2, 8, given).initial_state(1, "cpu", torch.float32))

@@ -7,6 +7,7 @@ import pytest
 
 import suite
 from suite import paper
+from suite.build import resolve
 from suite.cli import main
 
 
@@ -23,15 +24,21 @@ def test_every_table_has_both_profiles_and_a_cost():
         assert spec["quick"] and spec["full"] and spec["cost"], name
 
 
-def test_smnist_table_puts_published_numbers_beside_ours(mnist, tmp_path):
+def test_smnist_table_puts_published_numbers_beside_ours(mnist, tmp_path, capsys):
     runs = tmp_path / "runs"
-    for model in ("lstm", "gru"):
+    hashes = set()
+    for model, lr in (("lstm", 0.001), ("gru", 0.001), ("gru", 0.01)):  # gru at lr 0.01: a stale setting
         for seed in (0, 1):
             cfg = suite.RunConfig(task="smnist", model=model, seed=seed, hidden_size=4, batch_size=16, steps=2,
-                                  eval_every=2, probes=1, device="cpu",
+                                  eval_every=2, probes=1, device="cpu", lr=lr,
                                   task_params={"pixels_per_step": 49, "n_train": 64, "val_size": 32})
             suite.run(cfg, out=runs, quiet=True, data_dir=mnist)
-    path = paper.write_table("smnist", "quick", runs, tmp_path / "tables")
+            if lr == 0.001:
+                hashes.add(resolve(cfg).hash)
+    mixed = pd.read_csv(paper.write_table("smnist", "quick", runs, tmp_path / "mixed").with_suffix(".csv"))
+    assert (mixed[mixed.model == "gru"].seeds == 4).all()  # without hashes every record counts
+    path = paper.write_table("smnist", "quick", runs, tmp_path / "tables", hashes=hashes)
+    assert "2 record(s)" in capsys.readouterr().out
     frame = pd.read_csv(path.with_suffix(".csv"))
     assert set(frame.model) == {"lstm", "gru"} and (frame.seeds == 2).all()
     lstm = frame[frame.model == "lstm"].iloc[0]

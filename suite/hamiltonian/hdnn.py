@@ -12,8 +12,9 @@ is the same kind of map as a layer of the paper's network, and a step that is
 symplectic is symplectic for every input. State y ∈ R^H (H = ``hidden_size``; the
 split cells need it even, y = [p; q] with p, q ∈ R^{H/2}); the readout sees the whole
 state y (both halves: p carries as much of the input as q). Step size h (the paper's
-name). Row-vector code, column-vector equations below; a_t = b + V u_t, split into the
-halves each shear needs.
+name), by default chosen before training by the step-size heuristic
+(:mod:`suite.hamiltonian.heuristic`), as hrnn's Δt is. Row-vector code, column-vector
+equations below; a_t = b + V u_t, split into the halves each shear needs.
 
 hdnn-h1-j1, hdnn-h1-j2 — H1: forward Euler, K ∈ R^{H×H}:
     y_t = y_{t−1} + h J Kᵀ tanh(K y_{t−1} + a_t)
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -65,6 +67,7 @@ from torch import Tensor, nn
 from suite.config import require
 from suite.hamiltonian import fused
 from suite.hamiltonian.fused import Shear
+from suite.hamiltonian.heuristic import HeuristicStepSize
 from suite.registry import register_model
 from suite.spec import RecurrentModel, as_tuple
 
@@ -153,10 +156,13 @@ def block_sizes(form: Form, d: int) -> tuple[int, ...]:
 
 @dataclass
 class HDNNConfig:
-    h: float = 0.1  # step size
+    # step size h; "heuristic": chosen before training by the rule that picks hrnn's Δt
+    # (hamiltonian-dt-v1, docs/heuristic.md), so every Hamiltonian cell is compared with
+    # a step size nobody tuned; the record keeps the number chosen
+    h: float | Literal["heuristic"] = "heuristic"
 
     def validate(self):
-        require(self.h > 0, f"model.h={self.h} must be > 0")
+        require(self.h == "heuristic" or self.h > 0, f"model.h={self.h} must be > 0 or 'heuristic'")
 
 
 @dataclass
@@ -173,7 +179,7 @@ class MS2Config(HDNNConfig):
         require(self.gamma >= 0, f"model.gamma={self.gamma} must be >= 0")
 
 
-class HDNNCell(RecurrentModel):
+class HDNNCell(HeuristicStepSize, RecurrentModel):
     """An H-DNN recurrent cell: the form ``form`` with time-invariant weights."""
 
     form: str
@@ -188,11 +194,12 @@ class HDNNCell(RecurrentModel):
         self.sizes = block_sizes(spec, hidden_size)
         self.K = nn.ParameterDict({name: nn.Parameter(torch.randn(shape) / shape[-1] ** 0.5)
                                    for name, shape in spec.weights(hidden_size).items()})
-        width = sum(fused.drive_widths(self.shears()))
+        # the drive's width depends on the form alone, not on h (which may still be "heuristic")
+        width = sum(fused.drive_widths(spec.shears(dict(self.K), 1.0, 0.0)))
         self.V = nn.Linear(input_size, width)
 
     def shears(self) -> list[Shear]:
-        return FORMS[self.form].shears(dict(self.K), self.cfg.h, getattr(self.cfg, "gamma", 0.0))
+        return FORMS[self.form].shears(dict(self.K), self.step_size(), getattr(self.cfg, "gamma", 0.0))
 
     def initial_state(self, batch_size, device, dtype):
         blocks = tuple(torch.zeros(batch_size, d, device=device, dtype=dtype) for d in self.sizes)

@@ -295,3 +295,24 @@ def resolve_step_size(cls: type[RecurrentModel], cfg: Any, *, input_size: int, h
 def step_size_record(cfg: Any, field: str) -> dict:
     """For a model's ``extra_record``: how its step size was set (``rule`` "given" or the heuristic's)."""
     return getattr(cfg, "step_size_choice", None) or {"field": field, "value": getattr(cfg, field), "rule": "given"}
+
+
+class HeuristicStepSize:
+    """Mixin (before ``RecurrentModel`` in the bases) for a model whose step-size field may
+    be ``"heuristic"``: resolves it when the model is built with ``seq_len``, records the
+    choice, and refuses to run with the word instead of a number."""
+
+    @classmethod
+    def resolve_config(cls, cfg, *, input_size, hidden_size, seq_len):
+        return resolve_step_size(cls, cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
+
+    def extra_record(self):
+        return {"step_size": step_size_record(self.cfg, step_size_field(type(self)))}
+
+    def step_size(self) -> float:
+        field = step_size_field(type(self))
+        value = getattr(self.cfg, field)
+        if isinstance(value, str):  # built without seq_len: nothing chose the step
+            raise SuiteError(f"model.{field}='heuristic' is chosen from the sequence length: build the model "
+                             "with seq_len=... (the harness always does) or set a number")
+        return value

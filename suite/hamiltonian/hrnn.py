@@ -44,8 +44,8 @@ from torch import nn
 from suite.config import require
 from suite.hamiltonian import fused
 from suite.hamiltonian.fused import Shear
-from suite.hamiltonian.heuristic import resolve_step_size, step_size_record
-from suite.registry import SuiteError, register_model
+from suite.hamiltonian.heuristic import HeuristicStepSize
+from suite.registry import register_model
 from suite.spec import RecurrentModel
 
 
@@ -63,7 +63,7 @@ class HRNNConfig:
 
 
 @register_model("hrnn")
-class HamiltonianRNN(RecurrentModel):
+class HamiltonianRNN(HeuristicStepSize, RecurrentModel):
     Config = HRNNConfig
     search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0),
                     "model.dt": ("log", 1e-3, 1.0), "model.alpha": ("log", 1e-2, 1e2)}
@@ -73,19 +73,9 @@ class HamiltonianRNN(RecurrentModel):
         self.W = nn.Parameter(torch.randn(hidden_size, hidden_size) / hidden_size**0.5)
         self.V = nn.Linear(input_size, hidden_size)
 
-    @classmethod
-    def resolve_config(cls, cfg, *, input_size, hidden_size, seq_len):
-        return resolve_step_size(cls, cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
-
-    def extra_record(self):
-        return {"step_size": step_size_record(self.cfg, "dt")}
-
     def shears(self) -> list[Shear]:
         """The step as shears on the blocks (y, z): the kick in z, then the drift in y."""
-        if isinstance(self.cfg.dt, str):
-            raise SuiteError("model.dt='heuristic' is chosen from the sequence length: build the model "
-                             "with seq_len=... (the harness always does) or set a number")
-        dt, alpha = self.cfg.dt, self.cfg.alpha
+        dt, alpha = self.step_size(), self.cfg.alpha
         return [Shear(tgt=1, src=0, w_in=self.W, w_out=self.W, scale=-dt, beta=-dt * alpha),
                 Shear(tgt=0, src=1, beta=dt)]
 
