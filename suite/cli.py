@@ -25,6 +25,7 @@ from suite.registry import MODELS, TASKS, SuiteError
 
 PRESETS = Path(__file__).parent / "presets"
 DEFAULT_OUT = "results/runs"
+TUNING_OUT = "results/tuning"  # `tune` writes here, `report --tuning` reads here
 
 
 def _common_run_args(p: argparse.ArgumentParser) -> None:
@@ -166,7 +167,11 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from suite import report
 
-    runs = report.load_runs(args.runs)
+    if args.tuning:
+        from suite import tune_report
+
+        return tune_report.write_report(args.runs or TUNING_OUT, args.format, args.out)
+    runs = report.load_runs(args.runs or DEFAULT_OUT)
     table = report.format_table(report.summarize(runs))
     text = report.render(table, args.format)
     print(text)
@@ -204,9 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="tables and figures from run records")
-    p.add_argument("--runs", default=DEFAULT_OUT, help=f"results root to read (default {DEFAULT_OUT})")
+    p.add_argument("--runs", default=None,
+                   help=f"results root to read (default {DEFAULT_OUT}; with --tuning, {TUNING_OUT})")
     p.add_argument("--format", choices=["md", "csv", "latex"], default="md")
-    p.add_argument("--out", default=None, help="directory for report.<ext> and figures/")
+    p.add_argument("--out", default=None,
+                   help="directory for report.<ext> and figures/ (default: print only); "
+                        "with --tuning, for tuning_report.<ext> and figures/ (default: --runs)")
+    p.add_argument("--tuning", action="store_true",
+                   help="the heuristic-against-tuned table (tuning compute, test mean ± std) from `rnnsuite tune`")
     p.set_defaults(func=cmd_report)
 
     for name in EXTRA_COMMANDS:
@@ -219,7 +229,6 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[str] = [
     "suite.paper",
     "suite.tune",
-    "suite.tune_report",
     "suite.gradient_study",
 ]
 

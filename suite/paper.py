@@ -198,17 +198,17 @@ DELEGATED: dict[str, dict] = {
         "full": [["gradients", "--profile", "full", "--out", "{out}"]],
     },
     "tuning": {
-        "title": "Heuristic against Optuna-tuned baselines, with tuning cost (rnnsuite tune, tune-report)",
+        "title": "Heuristic against Optuna-tuned baselines, with tuning cost (rnnsuite tune, report --tuning)",
         "cost": "quick: 4 trials x 4 models on adding T = 20, about 10-15 min on 2 CPU cores; "
                 "full: 50 trials per model at the smnist table's budget, days of GPU time",
         "quick": [["tune", "--task", "adding", "--model", m, "--trials", "4", "--budget", "150",
                    "--set", "task.T=20", "--set", "hidden_size=32", "--set", "eval_every=50",
                    "--set", "task.n_val=200", "--set", "task.n_test=500",
                    "--out", "{out}", "--no-publish", "-q"] for m in TUNED_MODELS]
-                 + [["tune-report", "--runs", "{out}"]],
+                 + [["report", "--tuning", "--runs", "{out}"]],
         "full": [["tune", "--task", "psmnist", "--model", m, "--trials", "50", "--set", "epochs=10",
                   "--set", "hidden_size=128", "--out", "{out}", "-q"] for m in TUNED_MODELS]
-                + [["tune-report", "--runs", "{out}"]],
+                + [["report", "--tuning", "--runs", "{out}"]],
     },
     "hdnn": {
         "title": "Paper (b): H-DNN 2D classification, 64 layers (python -m suite.hamiltonian.deep)",

@@ -3,7 +3,7 @@
     rnnsuite tune --task adding --model gru --trials 20 --budget 500 --set task.T=100
     rnnsuite tune ... --workers 2                       (one machine, a journal file)
     rnnsuite tune ... --storage postgresql+psycopg://user:pw@host/db   (many machines)
-    rnnsuite tune-report                                (heuristic against tuned, figure)
+    rnnsuite report --tuning                            (heuristic against tuned, figure)
 
 A study maximizes or minimizes the task's validation metric in the direction the task
 declares (``Task.higher_is_better``); the test metric is never read while tuning. The
@@ -56,10 +56,11 @@ from optuna.storages._heartbeat import BaseHeartbeat  # JournalStorage has no he
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from suite.cli import TUNING_OUT
 from suite.config import RunConfig, build_config, parse_sets
 from suite.registry import MODELS, TASKS, SuiteError
 
-DEFAULT_OUT = "results/tuning"
+DEFAULT_OUT = TUNING_OUT
 TUNED_ENV = "RNNSUITE_TUNED_DIR"
 # Fixed per study, never searched: the table's hidden size (comparable parameter counts),
 # the budget (comparable cost), the seed and where it runs.
@@ -769,7 +770,7 @@ def tune(spec: TuneSpec) -> dict:
         print(f"figure: {path}")
     if spec.eval_seeds > 0:
         evaluate(spec, definition, summary)
-        print(f"table: rnnsuite tune-report --runs {spec.out}")
+        print(f"table: rnnsuite report --tuning --runs {spec.out}")
     return summary
 
 

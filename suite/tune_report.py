@@ -1,6 +1,6 @@
-"""Heuristic against tuned: ``rnnsuite tune-report``, built offline from what ``tune`` wrote.
+"""Heuristic against tuned: ``rnnsuite report --tuning``, built offline from what ``tune`` wrote.
 
-    rnnsuite tune-report --runs results/tuning --format md
+    rnnsuite report --tuning --runs results/tuning --format md
 
 One row per (task, variant, model, how its hyperparameters were chosen): "heuristic"
 (the model picked them from the task before training, e.g. hrnn's Δt from T),
@@ -27,7 +27,6 @@ from suite import records
 from suite.config import config_hash
 from suite.registry import SuiteError
 
-DEFAULT_RUNS = "results/tuning"
 ARMS = {"heuristic": "heuristic", "optuna": "optuna"}  # subdirectory per arm, under <study>/
 
 
@@ -152,23 +151,16 @@ def figures(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     return written
 
 
-def add_command(sub) -> None:
-    p = sub.add_parser("tune-report", help="heuristic against Optuna-tuned: table and figure from `tune` results",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", default=DEFAULT_RUNS, help=f"tuning root that `tune --out` wrote (default {DEFAULT_RUNS})")
-    p.add_argument("--format", choices=["md", "csv", "latex"], default="md")
-    p.add_argument("--out", default=None, help="directory for tuning_report.<ext> and figures/ (default: --runs)")
-    p.set_defaults(func=cmd_tune_report)
-
-
-def cmd_tune_report(args) -> int:
+def write_report(runs: str | Path, fmt: str, out: str | Path | None) -> int:
+    """``rnnsuite report --tuning``: print the table, write it and the figure under ``out``
+    (default: the tuning root itself)."""
     from suite import report
 
-    summary = summarize(load_rows(args.runs))
-    text = report.render(format_table(summary), args.format)
+    summary = summarize(load_rows(runs))
+    text = report.render(format_table(summary), fmt)
     print(text)
-    out = Path(args.out or args.runs)
-    ext = {"md": "md", "csv": "csv", "latex": "tex"}[args.format]
+    out = Path(out or runs)
+    ext = {"md": "md", "csv": "csv", "latex": "tex"}[fmt]
     records.write_text_atomic(out / f"tuning_report.{ext}", text + "\n")
     for path in figures(summary, out / "figures"):
         print(f"figure: {path}")

@@ -270,7 +270,7 @@ def test_report_puts_heuristic_against_tuned(tmp_path, capsys):
     assert table.params.nunique() == 1  # hidden size is never searched
 
     capsys.readouterr()
-    assert main(["tune-report", "--runs", str(out)]) == 0
+    assert main(["report", "--tuning", "--runs", str(out)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| adding")]
     assert len(rows) == 2 and "Optuna, 2 trials" in rows[1]
     assert (out / "tuning_report.md").exists() and (out / "figures" / "tuning_adding_T6.png").exists()
