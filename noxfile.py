@@ -10,7 +10,7 @@
         adding     adding problem, MSE against steps         ~10 min / hours per model on a GPU
         copy       copy task against the memoryless baseline ~5 min / ~1 h per model on a GPU
         gradients  gradient control (rnnsuite gradients)     ~5 min / ~10 CPU-hours (estimated)
-        tuning     heuristic against Optuna-tuned, with cost ~10-15 min / days of GPU time
+        tuning     heuristic against Optuna-tuned, with cost ~30 s / days of GPU time
         hdnn       paper (b)'s H-DNN 2D classification       ~40 s / ~6 min on CPU
     nox -s bench [-- --compare]                    pytest-benchmark; --compare fails on a slowdown
 
