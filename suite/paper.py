@@ -153,14 +153,10 @@ def write_table(name: str, profile_name: str, runs_root: Path, out: Path,
     """The table from the records under ``runs_root``; with ``hashes``, only the records of
     those configurations, so a record left by an older setting or default never mixes
     into a cell's mean."""
-    runs = report.load_runs(runs_root)
     cells = {task for task, _ in getattr(TABLES[name], profile_name).cells}
-    runs = runs[runs.task.isin(cells)]
-    if hashes is not None:
-        stale = int((~runs.config_hash.isin(hashes)).sum())
-        runs = runs[runs.config_hash.isin(hashes)]
-        if stale:
-            print(f"{stale} record(s) under {runs_root} from other configurations left out of the table")
+    runs = report.load_runs(runs_root, hashes, tasks=cells)
+    if runs.attrs["left_out"]:
+        print(f"{runs.attrs['left_out']} record(s) under {runs_root} from other configurations left out of the table")
     frame = build_table(name, runs, profile_name)
     stem = out / f"{name}-{profile_name}"
     header = f"# {TABLES[name].title} ({profile_name} profile)\n\n"

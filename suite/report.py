@@ -5,7 +5,9 @@ metric's mean ± std over seeds — is computed in one place, :func:`summarize`.
 
     rnnsuite report --runs results/runs --format md --out results
 
-prints one row per (task, variant, model): the test metric (with its direction),
+prints one row per (task, variant, model, setting) — runs of one model under different
+settings (say two learning rates) are labelled with the keys that differ,
+``gru [lr=0.01]``, and never averaged together: the test metric (with its direction),
 mean ± std over seeds and the number of seeds (diverged runs counted apart), the
 hidden-state gradient ratio log10(‖∂L/∂h_1‖/‖∂L/∂h_T‖) at initialization and at the
 end of training, the median training-step time, the parameter count and the task's
@@ -14,6 +16,7 @@ trivial baseline; it writes the figures under ``<out>/figures``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -24,10 +27,17 @@ from suite import records
 from suite.registry import SuiteError
 
 
-def load_runs(root: str | Path) -> pd.DataFrame:
-    """One row per finished run."""
-    rows = []
+def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] | None = None) -> pd.DataFrame:
+    """One row per finished run; with ``tasks``, of those tasks only; with ``hashes``, only
+    the runs of those configurations (how many of the tasks' runs were left out is in
+    ``.attrs["left_out"]``)."""
+    rows, left_out = [], 0
     for path, rec in records.iter_records(root):
+        if tasks is not None and rec["task"] not in tasks:
+            continue
+        if hashes is not None and rec["config_hash"] not in hashes:
+            left_out += 1
+            continue
         info, metrics, grads = rec["task_info"], rec["metrics"], rec["gradients"]
         rows.append({
             "task": rec["task"], "variant": info["variant"], "model": rec["model"], "seed": rec["seed"],
@@ -39,10 +49,40 @@ def load_runs(root: str | Path) -> pd.DataFrame:
             "params": rec["model_info"]["n_params"],
             "baseline": (info.get("trivial_baseline") or {}).get("value"),
             "device": rec["config"]["device"], "config_hash": rec["config_hash"], "path": str(path),
+            "setting": _flat({k: v for k, v in rec["config"].items() if k != "seed"}),
         })
     if not rows:
         raise SuiteError(f"no run records under {root} (run `rnnsuite run ... --out {root}` first)")
-    return pd.DataFrame(rows)
+    runs = _label_settings(pd.DataFrame(rows))
+    runs.attrs["left_out"] = left_out
+    return runs
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """``{"task_params": {"T": 5}}`` -> ``{"task.T": 5}``: the keys a user passes to --set."""
+    out = {}
+    for key, value in config.items():
+        name = prefix + key.removesuffix("_params") + "." if isinstance(value, dict) else prefix + key
+        out.update(_flat(value, name) if isinstance(value, dict) else {name: value})
+    return out
+
+
+def _label_settings(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs of one (task, variant, model) under different settings are different cells:
+    their model label gets the keys that differ (``gru [lr=0.01]``), so no mean mixes them.
+    The ``setting`` column (the flat configuration without the seed) is dropped."""
+    def text(value) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
+    labels = runs.model.copy()
+    for index in runs.groupby(["task", "variant", "model"]).groups.values():
+        settings = runs.setting[index]
+        if settings.map(text).nunique() < 2:
+            continue
+        differ = sorted(k for k in set().union(*settings) if len({text(c.get(k)) for c in settings}) > 1)
+        for i in index:
+            labels[i] += " [" + ", ".join(f"{k}={settings[i].get(k)}" for k in differ) + "]"
+    return runs.assign(model=labels).drop(columns="setting")
 
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:

@@ -123,3 +123,14 @@ def test_demo_covers_every_model_family():
     for family in (("lstm", "gru"), ("antisymmetric",), ("hrnn",), ("hdnn-",), ("cornn", "unicornn", "lem"),
                    ("exprnn",)):
         assert any(m.startswith(family) for m in models), family
+
+
+def test_report_never_mixes_settings_of_one_model(tmp_path, capsys):
+    for lr in ("0.001", "0.01"):
+        for seed in ("0", "1"):
+            assert main([*RUN, "--set", f"lr={lr}", "--seed", seed, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["report", "--runs", str(tmp_path)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| adding")]
+    assert len(rows) == 2 and "gru [lr=0.001]" in rows[0] and "gru [lr=0.01]" in rows[1]
+    assert all("|       2 |" in row for row in rows)  # two seeds each, not four in one mean
