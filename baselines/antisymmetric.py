@@ -24,7 +24,7 @@ from torch import nn
 
 from suite.config import require
 from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.spec import RecurrentModel, scan
 
 
 @dataclass
@@ -68,13 +68,8 @@ class AntisymmetricRNN(RecurrentModel):
 
     def forward(self, x):
         # the same recurrence as `step`, with A and the input map computed once
-        A, vx = self.recurrence_matrix(), self.V(x)
-        h = self.initial_state(x.shape[0], x.device, x.dtype)
-        out = []
-        for vx_t in vx.unbind(1):  # unbind: no full-size zero gradient per step
-            h = self._update(h, vx_t, A)
-            out.append(h)
-        return torch.stack(out, dim=1)
+        A = self.recurrence_matrix()
+        return scan(self, self.V(x), lambda h, vx_t: self._update(h, vx_t, A))
 
 
 @register_model("antisymmetric-gated")

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
 from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.spec import RecurrentModel, scan
 
 
 @dataclass
@@ -94,11 +94,5 @@ class ExpRNN(RecurrentModel):
 
     def forward(self, x):
         # the same recurrence as `step`, with the exponential and the input map computed once
-        B, wx = self.recurrence_matrix(), self.W_in(x)
-        h = self.initial_state(x.shape[0], x.device, x.dtype)
-        out = []
-        # unbind, not wx[:, t]: backward through an index writes a full-size gradient per step
-        for wx_t in wx.unbind(1):
-            h = self._update(h, wx_t, B)
-            out.append(h)
-        return torch.stack(out, dim=1)
+        B = self.recurrence_matrix()
+        return scan(self, self.W_in(x), lambda h, wx_t: self._update(h, wx_t, B))

@@ -30,7 +30,7 @@ from torch import nn
 
 from suite.config import require
 from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.spec import RecurrentModel, scan
 
 
 @dataclass
@@ -70,11 +70,5 @@ class IndRNN(RecurrentModel):
         return h
 
     def forward(self, x):
-        wx, u = self.W(x), self.recurrent_weight()
-        h = self.initial_state(x.shape[0], x.device, x.dtype)
-        out = []
-        # unbind, not wx[:, t]: backward through an index writes a full-size gradient per step
-        for wx_t in wx.unbind(1):
-            h = torch.relu(wx_t + u * h)
-            out.append(h)
-        return torch.stack(out, dim=1)
+        u = self.recurrent_weight()
+        return scan(self, self.W(x), lambda h, wx_t: torch.relu(wx_t + u * h))

@@ -35,7 +35,7 @@ from torch import nn
 
 from suite.config import require
 from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.spec import RecurrentModel, scan
 
 
 @dataclass
@@ -81,11 +81,4 @@ class LEM(RecurrentModel):
         return state[0]
 
     def forward(self, x):
-        vu = self.V(x)  # the four input projections for all steps in one product
-        state = self.initial_state(x.shape[0], x.device, x.dtype)
-        out = []
-        # unbind, not vu[:, t]: backward through an index writes a full-size gradient per step
-        for vu_t in vu.unbind(1):
-            state = self._update(state, vu_t)
-            out.append(state[0])
-        return torch.stack(out, dim=1)
+        return scan(self, self.V(x), self._update)  # four input projections for all steps in one product

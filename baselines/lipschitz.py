@@ -31,7 +31,7 @@ from torch import nn
 
 from suite.config import require
 from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.spec import RecurrentModel, scan
 
 
 @dataclass
@@ -90,11 +90,5 @@ class LipschitzRNN(RecurrentModel):
 
     def forward(self, x):
         # the same recurrence as `step`, with A_β, W_β and the input map computed once
-        (A, W), ux = self.matrices(), self.U(x)
-        h = self.initial_state(x.shape[0], x.device, x.dtype)
-        out = []
-        # unbind, not ux[:, t]: backward through an index writes a full-size gradient per step
-        for ux_t in ux.unbind(1):
-            h = self._update(h, ux_t, A, W)
-            out.append(h)
-        return torch.stack(out, dim=1)
+        A, W = self.matrices()
+        return scan(self, self.U(x), lambda h, ux_t: self._update(h, ux_t, A, W))

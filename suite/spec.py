@@ -9,7 +9,7 @@ of its own and decorating it with ``@register_task("name")`` /
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal, Union
 
 import torch
@@ -161,11 +161,18 @@ class RecurrentModel(nn.Module):
 
 def step_loop(model: RecurrentModel, x: Tensor) -> Tensor:
     """The reference sequence semantics: ``features(step(...))`` at every step."""
-    state = model.initial_state(x.shape[0], x.device, x.dtype)
+    return scan(model, x, lambda state, x_t: model.step(x_t, state))
+
+
+def scan(model: RecurrentModel, drive: Tensor, update: Callable[[State, Tensor], State]) -> Tensor:
+    """``features`` of every state of ``state = update(state, drive[:, t])`` from the
+    model's initial state: the step loop, for a ``forward`` that computes what does not
+    change per step (the input map over all steps, a recurrence matrix) once, before it."""
+    state = model.initial_state(drive.shape[0], drive.device, drive.dtype)
     feats = []
-    # unbind, not x[:, t]: indexing makes autograd build a full-size zero gradient per step
-    for x_t in x.unbind(1):
-        state = model.step(x_t, state)
+    # unbind, not drive[:, t]: indexing makes autograd build a full-size zero gradient per step
+    for drive_t in drive.unbind(1):
+        state = update(state, drive_t)
         feats.append(model.features(state))
     return torch.stack(feats, dim=1)
 
