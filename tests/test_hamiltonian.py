@@ -37,6 +37,18 @@ def _cell_params(model):
     return {n: p for n, p in model.named_parameters() if not n.startswith("readout")}
 
 
+def _assert_fused_matches_step_loop(model, x):
+    """Features and the gradients (input and cell parameters) agree in float64."""
+    fast, ref = model(x), step_loop(model, x)
+    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
+    cotangent = torch.randn_like(ref)
+    wrt = [x, *_cell_params(model).values()]
+    g_fast = torch.autograd.grad((fast * cotangent).sum(), wrt)
+    g_ref = torch.autograd.grad((ref * cotangent).sum(), wrt)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_every_cell_is_registered_with_a_search_space():
     hamiltonian = [n for n in suite.list_models() if n == "hrnn" or n.startswith("hdnn-")]
     assert sorted(hamiltonian) == sorted(CELLS)
@@ -55,14 +67,7 @@ def test_fused_equals_step_loop_on_random_shapes(name, reversible):
         model = _build(name, input_size=inputs, hidden=hidden, step=float(gen.uniform(0.05, 0.8)),
                        reversible=reversible, seed=trial)
         x = torch.randn(batch, steps, inputs, dtype=torch.float64, requires_grad=True)
-        fast, ref = model(x), step_loop(model, x)
-        torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
-        cotangent = torch.randn_like(ref)
-        wrt = [x, *_cell_params(model).values()]
-        g_fast = torch.autograd.grad((fast * cotangent).sum(), wrt)
-        g_ref = torch.autograd.grad((ref * cotangent).sum(), wrt)
-        for a, b in zip(g_fast, g_ref):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        _assert_fused_matches_step_loop(model, x)
 
 
 @pytest.mark.parametrize("name, reversible", MODES)
@@ -293,11 +298,4 @@ def test_deep_main_writes_the_table_and_the_figure(tmp_path, monkeypatch):
 def test_fused_on_cuda_matches_the_step_loop(name, reversible):
     model = _build(name, hidden=8, reversible=reversible).cuda()
     x = torch.randn(3, 9, 3, dtype=torch.float64, device="cuda", requires_grad=True)
-    fast, ref = model(x), step_loop(model, x)
-    torch.testing.assert_close(fast, ref, rtol=1e-10, atol=1e-12)
-    cotangent = torch.randn_like(ref)
-    wrt = [x, *_cell_params(model).values()]
-    g_fast = torch.autograd.grad((fast * cotangent).sum(), wrt)
-    g_ref = torch.autograd.grad((ref * cotangent).sum(), wrt)
-    for a, b in zip(g_fast, g_ref):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    _assert_fused_matches_step_loop(model, x)
