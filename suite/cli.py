@@ -13,14 +13,13 @@ is written.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import itertools
 import sys
 import tomllib
 from pathlib import Path
 
-from suite.config import RunConfig, build_config, describe_fields, parse_sets
+from suite.config import RunConfig, describe_fields, run_config
 from suite.registry import MODELS, TASKS, SuiteError
 
 PRESETS = Path(__file__).parent / "presets"
@@ -46,12 +45,7 @@ def make_config(task: str, model: str, seed: int, sets: list[str], device: str |
     from suite.tune import tuned_sets
 
     # baselines/tuned/<task>-<model>.json first, so that --set overrides it
-    run_over, task_over, model_over = parse_sets(tuned_sets(task, model) + list(sets))
-    fields = {"task": task, "model": model, "seed": seed, **run_over}
-    if device is not None:
-        fields["device"] = device
-    cfg = build_config(RunConfig, fields)
-    return dataclasses.replace(cfg, task_params=task_over, model_params=model_over)
+    return run_config(task, model, tuned_sets(task, model) + list(sets), device, seed)
 
 
 def _prepare_data(args, tasks: list[str]) -> None:

@@ -227,6 +227,16 @@ def parse_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, str], dict[s
     return run, task, model
 
 
+def run_config(task: str, model: str, sets: list[str], device: str | None = None, seed: int = 0) -> RunConfig:
+    """A RunConfig from ``--set`` strings (a ``seed=`` among them wins over ``seed``)."""
+    run_over, task_over, model_over = parse_sets(sets)
+    fields = {"task": task, "model": model, "seed": seed, **run_over}
+    if device is not None:
+        fields["device"] = device
+    cfg = build_config(RunConfig, fields)
+    return dataclasses.replace(cfg, task_params=task_over, model_params=model_over)
+
+
 def config_hash(resolved: dict) -> str:
     """Stable hash of a resolved configuration: what identifies a result cell."""
     blob = json.dumps(resolved, sort_keys=True, separators=(",", ":"), default=str)

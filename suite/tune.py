@@ -57,7 +57,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from suite.cli import TUNING_OUT
-from suite.config import RunConfig, build_config, parse_sets
+from suite.config import run_config
 from suite.registry import MODELS, TASKS, SuiteError
 
 DEFAULT_OUT = TUNING_OUT
@@ -118,15 +118,6 @@ def tuned_note(task: str, model: str) -> str | None:
 
 
 # -- configurations and the search space -------------------------------------------------------
-
-def run_config(task: str, model: str, sets: list[str], device: str | None = None) -> RunConfig:
-    """A RunConfig from ``--set`` strings alone (no tuned file: tuning starts from scratch)."""
-    run_over, task_over, model_over = parse_sets(sets)
-    fields = {"task": task, "model": model, **run_over}
-    if device is not None:
-        fields["device"] = device
-    cfg = build_config(RunConfig, fields)
-    return dataclasses.replace(cfg, task_params=task_over, model_params=model_over)
 
 
 def set_value(value: Any) -> str:
