@@ -38,10 +38,11 @@ REFERENCE = ROOT / "results" / "reference" / "published.csv"
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
+    """Every registered model runs every (task, params) cell with every seed."""
+
     cells: tuple[tuple[str, dict], ...]  # (task, task params) per column group
     sets: dict  # run keys for every cell
     seeds: tuple[int, ...] = (0, 1, 2)
-    models: tuple[str, ...] | None = None  # None: every registered model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,7 @@ def cell_configs(table: Table, profile: Profile, extra_sets: list[str], models: 
     from suite.build import list_models
     from suite.cli import make_config
 
-    names = models or list(profile.models or list_models())
+    names = models or list_models()
     configs = []
     for task, params in profile.cells:
         for model in names:
@@ -235,7 +236,7 @@ def run_delegated(name: str, profile: str, out: Path, data_dir: str | None) -> N
 
 
 def cmd_paper(args) -> int:
-    from suite.build import list_models, resolve
+    from suite.build import resolve
     from suite.harness import run
 
     if args.table in DELEGATED:
@@ -258,7 +259,7 @@ def cmd_paper(args) -> int:
         print(f"[{i}/{len(configs)}] {cfg.task}/{cfg.model} seed {cfg.seed}: "
               f"{'diverged' if test is None else f'{test:.4g}'}")
     # the table shows every model whose record for this profile exists, not only those run now
-    shown = cell_configs(table, profile, list(args.sets), sorted({*(models or []), *list_models()}))
+    shown = cell_configs(table, profile, list(args.sets), None)
     write_table(args.table, args.profile, runs_root, Path(args.out), hashes={resolve(c).hash for c in shown})
     return 0
 
@@ -268,7 +269,7 @@ def add_command(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("table", help=f"one of: {', '.join([*TABLES, *DELEGATED])}")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
-    p.add_argument("--models", help="comma-separated models (default: the profile's)")
+    p.add_argument("--models", help="comma-separated models (default: every registered model)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--runs", default="results/runs/paper")
     p.add_argument("--out", default="results/tables")
