@@ -13,16 +13,28 @@ sequence of layer l − 1. All layers share Δt and α (the authors' psMNIST scr
 other scripts of theirs give each layer its own Δt). State (y_1, z_1, …, y_L, z_L);
 the readout sees y_L.
 
-Published psMNIST setting (the authors' script, github.com/tk-rusch/unicornn): 256
-units, 3 layers, lr 0.00251, Δt 0.19, α 30.65. These are the Config defaults, the
-three layers included, because the published results are for that depth. Each layer
-is one more pass over the sequence, but an elementwise one: on CPU at 128 units the
-three layers cost, forward and backward, within a factor of two of one coRNN layer.
-``layers=1`` is the single-cell variant.
+Published psMNIST setting (the authors' script, github.com/tk-rusch/unicornn,
+psMNIST/psMNIST_task.py): 256 units, 3 layers, Adam lr 0.00251 (÷10 after epoch 650 of
+2600), batch 32, Δt 0.19, α 30.65, dropout 0.1. These are the Config defaults, the three
+layers included, because the published results are for that depth. ``layers=1`` is the
+single-cell variant.
 
-Initialization, as in the authors' code: w ~ U(0, w_init), c ~ U(−c_init, c_init); the
+Dropout, as the authors' ``Dropout_overtime``: in training, each layer's output
+sequence is multiplied by one Bernoulli(1 − p) mask per sequence, shape [B, H], the same
+at every time step, scaled by 1/(1 − p); applied to every layer's output, the last one
+included (so the readout sees a dropped-out state); never to the input. ``step`` cannot
+hold a mask across calls, so it is the evaluation-mode semantics.
+
+Initialization, as the authors' code: w ~ U(0, w_init), c ~ U(−c_init, c_init); the
 input maps' weights U(−k, k) with k = √(6 / (65 fan_in)) (``kaiming_uniform_`` with
-a = 8), biases 0. No dropout.
+a = 8), biases 0; the readout's weight ``kaiming_normal_`` (N(0, 2/H)), its bias 0.
+Δt and α are fixed, shared by all layers (not trained).
+
+``reversible=true`` reconstructs each layer's states backward in time instead of storing
+them, as the authors' CUDA kernel does (symplectic Euler is exactly invertible): the
+same gradients up to float32 round-off of the reversed trajectory (1.6·10⁻⁶ in the
+initial state at T = 784, 6·10⁻⁵ at T = 10⁴, one layer), at the cost of recomputing the
+input map's nonlinearity.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines._fused_oscillators import unicornn_layer
 from suite.config import require
 from suite.registry import register_model
 from suite.spec import RecurrentModel
@@ -44,6 +57,8 @@ class UnICORNNConfig:
     layers: int = 3
     w_init: float = 1.0  # w ~ U(0, w_init)
     c_init: float = 0.1  # c ~ U(−c_init, c_init)
+    dropout: float = 0.1  # p of the per-sequence dropout mask on every layer's output (training only)
+    reversible: bool = False  # reconstruct states in the backward pass instead of storing them
 
     def validate(self):
         require(self.dt > 0, f"model.dt={self.dt} must be > 0")
@@ -51,11 +66,13 @@ class UnICORNNConfig:
         require(self.layers >= 1, f"model.layers={self.layers} must be >= 1")
         require(self.w_init >= 0, f"model.w_init={self.w_init} must be >= 0")
         require(self.c_init >= 0, f"model.c_init={self.c_init} must be >= 0")
+        require(0 <= self.dropout < 1, f"model.dropout={self.dropout} must be in [0, 1)")
 
 
 @register_model("unicornn")
 class UnICORNN(RecurrentModel):
     Config = UnICORNNConfig
+    version = 2  # 2: dropout and the readout's initialization, as the authors' code
     search_space = {"lr": ("log", 1e-4, 1e-2), "clip": ("log", 0.1, 10.0), "model.dt": ("log", 0.01, 1.0),
                     "model.alpha": ("log", 1.0, 100.0)}
 
@@ -68,6 +85,21 @@ class UnICORNN(RecurrentModel):
             nn.init.zeros_(lin.bias)
         self.w = nn.Parameter(torch.empty(cfg.layers, hidden_size).uniform_(0, cfg.w_init))
         self.c = nn.Parameter(torch.empty(cfg.layers, hidden_size).uniform_(-cfg.c_init, cfg.c_init))
+
+    def init_readout(self, readout):
+        nn.init.kaiming_normal_(readout.weight)
+        nn.init.zeros_(readout.bias)
+
+    def step_matches_training(self):
+        return self.cfg.dropout == 0
+
+    def _dropout_mask(self, like):
+        """One mask per sequence and unit ([B, H]), the same at every step; None when off."""
+        p = self.cfg.dropout
+        if not self.training or p == 0:
+            return None
+        mask = torch.empty(like.shape[0], self.hidden_size, dtype=like.dtype, device=like.device)
+        return mask.bernoulli_(1 - p) / (1 - p)
 
     def initial_state(self, batch_size, device, dtype):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
@@ -93,15 +125,11 @@ class UnICORNN(RecurrentModel):
         return state[-2]
 
     def forward(self, x):
-        # layer by layer: each layer's input projection is one product over all steps
+        # layer by layer, each the fused pass of baselines/_fused_oscillators.py: the input
+        # map over all steps in one product, `step`'s recurrence, analytic backward; the
+        # dropout mask (training) is applied inside the pass
         rates, u = self._rates(), x
         for layer, V in enumerate(self.V):
-            vx = V(u)
-            y = z = torch.zeros(x.shape[0], self.hidden_size, device=x.device, dtype=x.dtype)
-            ys = []
-            # unbind, not vx[:, t]: backward through an index writes a full-size gradient per step
-            for vx_t in vx.unbind(1):
-                y, z = self._update(y, z, vx_t, rates[layer], self.w[layer])
-                ys.append(y)
-            u = torch.stack(ys, dim=1)
+            u = unicornn_layer(u, V.weight, V.bias, self.w[layer], rates[layer], self.cfg.alpha,
+                               mask=self._dropout_mask(x), reversible=self.cfg.reversible)
         return u

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.config import RunConfig, build_config, config_hash, require
+from suite.config import PROVENANCE_FIELDS, RunConfig, build_config, config_hash, require
 from suite.registry import MODELS, TASKS, SuiteError
+from suite.sizes import check_sizes
 from suite.spec import RecurrentModel, Task
 
 
@@ -44,6 +45,7 @@ def build_model(name: str, *, input_size: int, output_size: int, hidden_size: in
         cfg = cls.resolve_config(cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
     model = cls(input_size, hidden_size, cfg)
     model.readout = nn.Linear(model.feature_size, output_size)
+    model.init_readout(model.readout)
     return model
 
 
@@ -60,6 +62,7 @@ class Resolved:
     config: dict  # JSON-able: every value that defines the run
     hash: str
     device: torch.device
+    provenance: dict  # where the values came from (recipe, tuned file, --set); not hashed
 
 
 def resolve(cfg: RunConfig) -> Resolved:
@@ -75,7 +78,8 @@ def resolve(cfg: RunConfig) -> Resolved:
         if probe.split_size("train") is None:
             raise SuiteError(f"epochs is only for tasks with a finite training set; "
                              f"{cfg.task!r} draws fresh samples every step: use steps")
-    config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    check_sizes(cfg, task_cls(task_cfg), device)  # batches against splits, memory against the device
+    config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in PROVENANCE_FIELDS}
     config.update(
         device=device.type,  # 'auto' resolved: where it ran is part of the experiment
         task_params=dataclasses.asdict(task_cfg),
@@ -83,4 +87,5 @@ def resolve(cfg: RunConfig) -> Resolved:
         task_version=task_cls.version,
         model_version=model_cls.version,
     )
-    return Resolved(config=config, hash=config_hash(config), device=device)
+    provenance = {"recipe": cfg.recipe, "tuned": cfg.tuned, "origins": dict(cfg.origins)}
+    return Resolved(config=config, hash=config_hash(config), device=device, provenance=provenance)

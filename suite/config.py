@@ -6,6 +6,11 @@ a value that parses but is impossible (``T=0``, a negative learning rate) is an
 error raised by the dataclass's ``validate``. Every error is a :class:`SuiteError`
 with a one-line message.
 
+Rules every field gets here, whatever its dataclass: a float is finite (``inf``,
+``nan`` and ``1e400``, which overflows to infinity, are refused); a seed (a field
+named ``seed`` or ``*_seed``) is an integer in 0 .. 2**32 - 1, what NumPy, torch and
+Python's ``random`` all accept.
+
 A run is configured by :class:`RunConfig`. Its ``task_params`` and ``model_params``
 are plain dicts at parse time and are resolved against the task's and model's own
 ``Config`` dataclasses when the run is built (``suite.run.resolve``), so that the
@@ -18,12 +23,15 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from suite.registry import SuiteError
+
+SEED_LIMIT = 2**32  # numpy.random.seed takes 0 .. 2**32 - 1; torch.manual_seed more
 
 
 def parse_value(text: str, annotation: Any, key: str) -> Any:
@@ -64,12 +72,19 @@ def parse_value(text: str, annotation: Any, key: str) -> Any:
             raise SuiteError(f"{key}={text!r} is not an integer") from None
     if annotation is float:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise SuiteError(f"{key}={text!r} is not a number") from None
+        return _finite(value, key, text)
     if annotation is str:
         return text
     raise SuiteError(f"{key}: unsupported field type {annotation!r}")
+
+
+def _finite(value: float, key: str, given: Any) -> float:
+    if not math.isfinite(value):
+        raise SuiteError(f"{key}={given!r} is not a finite number (infinity and nan are never valid)")
+    return value
 
 
 def check_value(value: Any, annotation: Any, key: str) -> Any:
@@ -81,14 +96,17 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return check_value(value, arg, key)
-            except SuiteError:
-                continue
-        raise SuiteError(f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})")
+            except SuiteError as exc:
+                errors.append(str(exc))
+        # a value of the right type but impossible (lr=inf) says so, not "wrong type"
+        raise SuiteError(next((e for e in errors if "has the wrong type" not in e),
+                              f"{key}={value!r} has the wrong type (expected {_type_name(annotation)})"))
     if origin is Literal:
         if value not in args:
             raise SuiteError(f"{key}={value!r} is not one of: {', '.join(map(str, args))}")
@@ -99,7 +117,10 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
         inner = args[0] if args else Any
         return tuple(check_value(v, inner, key) for v in value) if inner is not Any else tuple(value)
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return _finite(float(value), key, value)
+        except OverflowError:  # an int beyond the float range
+            raise SuiteError(f"{key}={value!r} is not a finite number (beyond the float range)") from None
     if annotation in (int, bool, str) and type(value) is annotation:
         return value
     if annotation is Any or (annotation is dict and isinstance(value, dict)):
@@ -124,6 +145,10 @@ def build_config(cls: type, overrides: dict[str, Any], *, prefix: str = "") -> A
         cfg = cls(**values)
     except TypeError as exc:  # a required field without default
         raise SuiteError(f"{cls.__name__}: {exc}") from None
+    for name in fields:
+        value = getattr(cfg, name)
+        if (name == "seed" or name.endswith("_seed")) and isinstance(value, int) and not 0 <= value < SEED_LIMIT:
+            raise SuiteError(f"{prefix}{name}={value} is not a valid seed (use 0 .. {SEED_LIMIT - 1})")
     validate = getattr(cfg, "validate", None)
     if validate is not None:
         validate()
@@ -177,11 +202,18 @@ class RunConfig:
     steps: int = 1000
     epochs: float | None = None
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    lr: float = 1e-3
+    lr: float = 1e-3  # a model's parameter groups may scale it (RecurrentModel.param_groups)
+    momentum: float = 0.0  # sgd and rmsprop only
     weight_decay: float = 0.0
-    schedule: Literal["constant", "cosine", "step"] = "constant"
+    # "step": x0.1 at 90% of the budget; "milestones": x lr_decay at each of `milestones`,
+    # counted in epochs when the budget is `epochs`, else in steps
+    schedule: Literal["constant", "cosine", "step", "milestones"] = "constant"
+    milestones: tuple[float, ...] = ()
+    lr_decay: float = 0.1
     clip: float | None = None  # max total gradient norm; None = no clipping
+    clip_value: float | None = None  # max |gradient| per element (after `clip`); None = none
     eval_every: int = 100  # validation cadence in steps, the same for every model
+    eval_every_epochs: float | None = None  # instead of eval_every: validate every this many epochs
     log_every: int = 10  # training-loss and gradient-norm logging cadence in steps
     val_batches: int | None = None  # cap on validation batches per evaluation (None = all)
     selection: Literal["best_val", "last"] = "best_val"
@@ -189,6 +221,12 @@ class RunConfig:
     probe_batch: int = 16
     task_params: dict = field(default_factory=dict)
     model_params: dict = field(default_factory=dict)
+    # Where the values came from, kept in the record but not in the configuration hash
+    # (the same values are the same experiment): the recipe started from, and for every
+    # key set by a layer its origin ("recipe", "tuned", "set"); unlisted keys are defaults.
+    recipe: str | None = None
+    tuned: str | None = None  # the tuned file applied (`--tuned PATH`)
+    origins: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         require(self.hidden_size >= 1, f"hidden_size={self.hidden_size} must be >= 1")
@@ -198,13 +236,31 @@ class RunConfig:
         require(self.lr > 0, f"lr={self.lr} must be > 0")
         require(self.weight_decay >= 0, f"weight_decay={self.weight_decay} must be >= 0")
         require(self.clip is None or self.clip > 0, f"clip={self.clip} must be > 0 (or none)")
+        require(self.clip_value is None or self.clip_value > 0, f"clip_value={self.clip_value} must be > 0 (or none)")
+        require(self.momentum >= 0, f"momentum={self.momentum} must be >= 0")
+        require(self.momentum == 0 or self.optimizer != "adam",
+                f"momentum={self.momentum} is for sgd or rmsprop; adam has its own betas")
+        require(0 < self.lr_decay <= 1, f"lr_decay={self.lr_decay} must be in (0, 1]")
+        require((self.schedule == "milestones") == bool(self.milestones),
+                f"schedule={self.schedule!r} with milestones={list(self.milestones)}: milestones go "
+                "with schedule=milestones and only with it")
+        require(all(m > 0 for m in self.milestones) and list(self.milestones) == sorted(self.milestones),
+                f"milestones={list(self.milestones)} must be positive and increasing")
+        require(self.eval_every_epochs is None or (self.epochs is not None and self.eval_every_epochs > 0),
+                f"eval_every_epochs={self.eval_every_epochs} needs an epochs budget and must be > 0")
         require(self.eval_every >= 1, f"eval_every={self.eval_every} must be >= 1")
         require(self.log_every >= 1, f"log_every={self.log_every} must be >= 1")
         require(self.probes >= 0, f"probes={self.probes} must be >= 0")
         require(self.probe_batch >= 1, f"probe_batch={self.probe_batch} must be >= 1")
+        require(self.val_batches is None or self.val_batches >= 1,
+                f"val_batches={self.val_batches} must be >= 1 (or none: every validation batch)")
+        require(self.epochs is not None or self.probes <= self.steps,
+                f"probes={self.probes} exceeds the run's steps={self.steps} (one probe per step at most)")
 
 
-RUN_KEYS = [f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task_params", "model_params")]
+PROVENANCE_FIELDS = ("recipe", "tuned", "origins")
+RUN_KEYS = [f.name for f in dataclasses.fields(RunConfig)
+            if f.name not in ("task_params", "model_params", *PROVENANCE_FIELDS)]
 
 
 def parse_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -227,14 +283,33 @@ def parse_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, str], dict[s
     return run, task, model
 
 
-def run_config(task: str, model: str, sets: list[str], device: str | None = None, seed: int = 0) -> RunConfig:
-    """A RunConfig from ``--set`` strings (a ``seed=`` among them wins over ``seed``)."""
-    run_over, task_over, model_over = parse_sets(sets)
+def run_config(task: str, model: str, sets: list[str], device: str | None = None, seed: int = 0, *,
+               layers: tuple[tuple[str, list[str]], ...] = (), recipe: str | None = None) -> RunConfig:
+    """A RunConfig from ``--set`` strings (a ``seed=`` among them wins over ``seed``).
+
+    ``layers`` are ``(origin, sets)`` pairs applied in order before ``sets`` (a later value
+    of a key wins); the result's ``origins`` names, for every key any layer or ``sets``
+    gave, where its final value came from ("set" for ``sets``)."""
+    chains: dict[str, list[str]] = {}  # key -> the layers that set it, last one winning
+    merged: dict[str, str] = {}
+    for origin, layer in (*layers, ("set", list(sets))):
+        for pair in layer:
+            key = pair.split("=", 1)[0].strip()
+            merged[key] = pair
+            chain = chains.setdefault(key, [])
+            if origin not in chain:
+                chain.append(origin)
+            else:  # set twice by one layer: still that layer's value
+                chain.append(chain.pop(chain.index(origin)))
+    origins = {key: chain[-1] + (f" (overrides {', '.join(reversed(chain[:-1]))})" if len(chain) > 1 else "")
+               for key, chain in chains.items()}
+    run_over, task_over, model_over = parse_sets(list(merged.values()))
     fields = {"task": task, "model": model, "seed": seed, **run_over}
     if device is not None:
         fields["device"] = device
     cfg = build_config(RunConfig, fields)
-    return dataclasses.replace(cfg, task_params=task_over, model_params=model_over)
+    return dataclasses.replace(cfg, task_params=task_over, model_params=model_over, recipe=recipe,
+                               origins=dict(sorted(origins.items())))
 
 
 def config_hash(resolved: dict) -> str:

@@ -7,7 +7,7 @@ records (:mod:`suite.report`).
 
 Rules the loop keeps, the same for every model:
 - the loss is the task's per-example loss averaged over the batch (no regularizer);
-- validation every ``eval_every`` steps and at the end; the test set is scored once,
+- validation every ``eval_every`` steps (or ``eval_every_epochs`` epochs) and at the end; the test set is scored once,
   on the model chosen by ``selection`` ("best_val": the best validation checkpoint;
   "last": the final weights), and never informs any choice;
 - training, evaluation, data and probe/logging time in separate accumulators; on
@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -39,9 +40,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from suite import probes, records
+from suite import claims, probes, records
 from suite.build import Resolved, build_model, build_task, resolve
+from suite.checkpoint import Checkpoint
 from suite.config import RunConfig
+from suite.registry import SuiteError
 from suite.spec import Task
 
 EVAL_BATCH = 256  # evaluation batch size: large for speed, fixed so scores never depend on it
@@ -71,25 +74,51 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: dict, model) -> torch.optim.Optimizer:
+    """One optimizer over the model's parameter groups, each at ``lr × lr_scale``."""
+    groups = model.param_groups()
+    grouped = [id(p) for g in groups for p in g["params"]]
+    if sorted(grouped) != sorted(id(p) for p in model.parameters()):
+        raise RuntimeError(f"{type(model).__name__}.param_groups must hold every parameter exactly once")
+    params = [{"params": list(g["params"]), "lr": cfg["lr"] * g.get("lr_scale", 1.0),
+               **({"weight_decay": g["weight_decay"]} if "weight_decay" in g else {})} for g in groups]
+    kwargs = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+    if cfg["optimizer"] != "adam":
+        kwargs["momentum"] = cfg["momentum"]
     kinds = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
-    return kinds[cfg["optimizer"]](params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    return kinds[cfg["optimizer"]](params, **kwargs)
 
 
-def make_schedule(cfg: dict, optimizer, total_steps: int):
-    """"constant"; "cosine" to zero over the budget; "step": ×0.1 at 90% of the budget."""
+def steps_per_epoch(cfg: dict, task: Task) -> int | None:
+    """Optimizer steps in one epoch, as the task batches it; None for streams."""
+    return task.steps_per_epoch(cfg["batch_size"])
+
+
+def make_schedule(cfg: dict, optimizer, total_steps: int, per_epoch: int | None):
+    """"constant"; "cosine" to zero over the budget; "step": ×0.1 at 90% of the budget;
+    "milestones": × lr_decay at each milestone (epochs under an epochs budget, else steps)."""
     if cfg["schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if cfg["schedule"] == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(0.9 * total_steps)], gamma=0.1)
+    if cfg["schedule"] == "milestones":
+        unit = per_epoch if cfg["epochs"] is not None else 1
+        steps = [round(m * unit) for m in cfg["milestones"]]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, steps, gamma=cfg["lr_decay"])
     return None
 
 
 def total_steps_of(cfg: dict, task: Task) -> int:
     if cfg["epochs"] is None:
         return cfg["steps"]
-    per_epoch = max(1, task.split_size("train") // cfg["batch_size"])
-    return max(1, math.ceil(cfg["epochs"] * per_epoch))
+    return max(1, math.ceil(cfg["epochs"] * steps_per_epoch(cfg, task)))
+
+
+def eval_interval_of(cfg: dict, task: Task) -> int:
+    """Validation cadence in steps: ``eval_every``, or ``eval_every_epochs`` epochs."""
+    if cfg["eval_every_epochs"] is None:
+        return cfg["eval_every"]
+    return max(1, round(cfg["eval_every_epochs"] * steps_per_epoch(cfg, task)))
 
 
 def predict(model, task: Task, x: torch.Tensor) -> torch.Tensor:
@@ -142,59 +171,70 @@ def _peak_memory(device) -> dict[str, Any]:
 
 def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = False,
         quiet: bool = False, data_dir: str | None = None, checkpoint_every: int = 500,
-        on_eval: Callable[[int, float], None] | None = None) -> dict:
+        on_eval: Callable[[int, float], None] | None = None, launcher: dict | None = None) -> dict:
     """Run one experiment and return its record; write it under ``out`` when given.
 
     With ``out`` set: a finished record of the same configuration is not rerun (its
-    record is returned) unless ``overwrite``; the run checkpoints every
+    record is returned) unless ``overwrite``; the cell is claimed first
+    (:mod:`suite.claims`), so that workers sharing ``out`` split the cells: a cell a
+    live worker holds raises :class:`~suite.claims.CellBusy`; the run checkpoints every
     ``checkpoint_every`` steps (0: never) and, started again after being killed,
-    resumes from its last checkpoint to the same final record (timings aside).
-    ``on_eval(step, value)`` is called after every validation with the headline
-    metric (the tuner reports to its pruner there); an exception it raises ends the
-    run and propagates, and no record is written.
+    resumes from its last checkpoint to the same final record (timings aside). The
+    returned record also has ``path`` and ``outcome`` ("ran" or "complete": found
+    finished). ``on_eval(step, value)`` is called after every validation with the
+    headline metric (the tuner reports to its pruner there); an exception it raises
+    ends the run and propagates, and no record is written. ``launcher`` (what placed
+    the run: a cluster job's ids and node, :mod:`suite.launch`) is stored as the
+    record's ``launcher`` entry.
     """
+    if checkpoint_every < 0:
+        raise SuiteError(f"--checkpoint-every {checkpoint_every} must be >= 0 (0: never checkpoint)")
     resolved = resolve(config)
-    target_dir, checkpoint = None, None
-    if out is not None:
-        target_dir = records.run_dir(out, config.task, config.model, config.seed, resolved.hash)
-        if records.is_complete(target_dir) and not overwrite:
-            print(f"skip: {target_dir} already holds this configuration (use --overwrite to rerun)")
-            return {**records.load_record(target_dir), "path": str(target_dir)}
+    if out is None:
+        record, _ = _train(resolved, quiet=quiet, data_dir=data_dir, on_eval=on_eval)
+        return {**record, "outcome": "ran"}
+    target_dir = records.run_dir(out, config.task, config.model, config.seed, resolved.hash)
+    if records.is_complete(target_dir) and not overwrite:
+        return _finished(target_dir)
+    # missing data is an error before any file exists; a read-only disk costs no training
+    build_task(config.task, data_dir=data_dir, **resolved.config["task_params"]).batch("val", 0, 1, seed=0)
+    records.check_writable(target_dir.parent)
+    try:
+        claim = claims.Claim.acquire(target_dir)
+    except OSError as exc:
+        raise records.write_error("the claim of", target_dir, exc) from None
+    with claim:
+        if records.is_complete(target_dir) and not overwrite:  # finished while we looked
+            return _finished(target_dir)
+        removed = records.remove_leftovers(target_dir)
+        if removed and not quiet:
+            print(f"removed what an interrupted write left: {', '.join(p.name for p in removed)}", file=sys.stderr)
+        checkpoint = None
         if checkpoint_every > 0:
-            checkpoint = Checkpoint(records.checkpoint_path(target_dir), checkpoint_every, fresh=overwrite)
-    record, curves = _train(resolved, quiet=quiet, data_dir=data_dir, checkpoint=checkpoint, on_eval=on_eval)
-    if target_dir is not None:
-        records.write_run(target_dir, record, curves, overwrite=overwrite)
-        record["path"] = str(target_dir)
-    if checkpoint is not None:
-        checkpoint.remove()
-    return record
+            checkpoint = Checkpoint(records.checkpoint_path(target_dir), checkpoint_every, fresh=overwrite,
+                                    config_hash=resolved.hash, claim=claim)
+        record, curves = _train(resolved, quiet=quiet, data_dir=data_dir, checkpoint=checkpoint, on_eval=on_eval)
+        if launcher is not None:
+            record["launcher"] = launcher
+        claim.check()
+        if not records.write_run(target_dir, record, curves, overwrite=overwrite):
+            return _finished(target_dir)  # only if a taken-over claim raced its taker to the end
+        claim.finished()
+        if checkpoint is not None:
+            checkpoint.remove()
+    return {**record, "path": str(target_dir), "outcome": "ran"}
 
 
-class Checkpoint:
-    """Everything the loop needs to continue as if never stopped, saved atomically.
-
-    The training data need no state of their own: batch i is a pure function of
-    (seed, i), so the step counter is the data generator's state."""
-
-    def __init__(self, path: Path, every: int, *, fresh: bool):
-        self.path, self.every = path, every
-        if fresh:
-            self.remove()
-
-    def load(self) -> dict | None:
-        if not self.path.exists():
-            return None
-        return torch.load(self.path, map_location="cpu", weights_only=False)
-
-    def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.path)
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+def _finished(target_dir: Path) -> dict:
+    print(f"skip: {target_dir} already holds this configuration (use --overwrite to rerun)")
+    record = records.load_record(target_dir)
+    checkpoint = records.checkpoint_path(target_dir)
+    if checkpoint.exists() or claims.claim_path(target_dir).exists():
+        # its worker was killed between writing the record and cleaning up: clean up for it
+        with contextlib.suppress(claims.CellBusy, OSError), claims.Claim.acquire(target_dir):
+            checkpoint.unlink(missing_ok=True)
+            records.remove_leftovers(target_dir)
+    return {**record, "path": str(target_dir), "outcome": "complete"}
 
 
 @dataclasses.dataclass
@@ -231,9 +271,10 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
     model = build_model(cfg["model"], input_size=task.input_size, output_size=task.output_size,
                         hidden_size=cfg["hidden_size"], seq_len=task.seq_len,
                         **cfg["model_params"]).to(device=device, dtype=dtype)
-    optimizer = make_optimizer(cfg, model.parameters())
+    optimizer = make_optimizer(cfg, model)
     total_steps = total_steps_of(cfg, task)
-    schedule = make_schedule(cfg, optimizer, total_steps)
+    schedule = make_schedule(cfg, optimizer, total_steps, steps_per_epoch(cfg, task))
+    eval_interval = eval_interval_of(cfg, task)
     clock = Clock(device)
     higher = task.higher_is_better
     metric = task.metric
@@ -298,7 +339,10 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
             break
         if cfg["clip"] is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
+        if cfg["clip_value"] is not None:
+            torch.nn.utils.clip_grad_value_(model.parameters(), cfg["clip_value"])
         optimizer.step()
+        model.constrain()
         if schedule is not None:
             schedule.step()
         p.step_times.append(clock.add("train", start))
@@ -309,7 +353,7 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
             lr = optimizer.param_groups[0]["lr"]
             p.curves.append(f"{step},train,{p.last_loss!r},,{p.grad_norm!r},{lr!r},{clock.totals['train']!r}")
 
-        if step % cfg["eval_every"] == 0 or step == total_steps:
+        if step % eval_interval == 0 or step == total_steps:
             start = clock.now()
             val = evaluate(model, task, "val", device, dtype, cfg["val_batches"])
             clock.add("eval", start)
@@ -347,10 +391,11 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
         "seed": cfg["seed"],
         "status": p.status,
         "config": cfg,
+        "provenance": resolved.provenance,
         "task_info": {
             "version": task.version, "variant": task.variant, "metric": metric,
             "higher_is_better": higher, "seq_len": task.seq_len, "output_at": task.output_at,
-            "target": task.target, **task.describe(),
+            "target": task.target, "steps_per_epoch": steps_per_epoch(cfg, task), **task.describe(),
         },
         "model_info": {
             "version": model.version,

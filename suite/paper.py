@@ -14,9 +14,11 @@ Profiles:
 - ``full``: the papers' settings and budgets (sequence lengths, epochs); meant for a
   GPU (hours). Costs are listed in ``TABLES`` and in the README.
 
-Ours is the test metric as mean ± std over seeds, beside the published number from
-``results/reference/published.csv`` and the difference; every row carries the task
-variant (sequence length, permutation hash) so a reader sees what was compared.
+Ours is the test metric as mean ± std over seeds, beside the published number of the
+same width from the recipes (``results/reference/recipes``, :mod:`suite.recipes`) and
+the difference; every row carries the task variant (sequence length, permutation hash)
+so a reader sees what was compared. The full sMNIST and adding tables run one row per
+published number with that number's own recipe (:mod:`suite.paper_recipes`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite import report
+from suite import records, report
+from suite.paper_recipes import RecipeProfile, recipe_cells, recipe_table, reference_for
 from suite.records import write_text_atomic
 from suite.registry import SuiteError
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT / "results" / "reference" / "published.csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +65,10 @@ TABLES: dict[str, Table] = {
             sets={"hidden_size": 64, "batch_size": 64, "steps": 300, "eval_every": 100, "lr": 0.005,
                   "probes": 1},
             seeds=(0, 1)),
-        full=Profile(
-            cells=(("smnist", {}), ("psmnist", {})),
-            sets={"hidden_size": 128, "batch_size": 120, "epochs": 100.0, "eval_every": 1000,
-                  "schedule": "step", "probes": 3},
-            seeds=(0, 1, 2)),
-        cost="quick: about 6 min on 2 CPU cores (T = 49, 300 steps, 17 models). full: T = 784, 100 epochs "
-             "× 3 seeds × 2 tasks per model; hours per model on one GPU (cuDNN LSTM/GRU fastest, "
-             "step-loop cells slowest); not feasible on CPU.",
+        full=RecipeProfile(tasks=("smnist", "psmnist")),
+        cost="quick: about 6 min on 2 CPU cores (T = 49, 300 steps, 17 models). full: every sMNIST and "
+             "psMNIST recipe (results/reference/recipes) at its published budget (70-2600 epochs) × 3 seeds; "
+             "GPU-days in all; not feasible on CPU.",
     ),
     "adding": Table(
         title="Adding problem: validation MSE against training steps, test MSE at the end",
@@ -79,12 +77,9 @@ TABLES: dict[str, Table] = {
             sets={"hidden_size": 32, "batch_size": 50, "steps": 400, "eval_every": 100, "lr": 0.005,
                   "probes": 1},
             seeds=(0, 1)),
-        full=Profile(
-            cells=tuple(("adding", {"T": T}) for T in (500, 2000, 5000)),
-            sets={"hidden_size": 128, "batch_size": 50, "steps": 10000, "eval_every": 250, "probes": 3},
-            seeds=(0, 1, 2)),
-        cost="quick: about 10 min on 2 CPU cores (17 models). full: 10k steps at T up to 5000, 3 seeds; "
-             "hours per model on one GPU.",
+        full=RecipeProfile(tasks=("adding",)),
+        cost="quick: about 10 min on 2 CPU cores (17 models). full: every adding recipe at its published "
+             "budget (30k steps at T = 2000-10000 for LEM) × 3 seeds; hours per recipe on one GPU.",
     ),
     "copy": Table(
         title="Copy task: test cross-entropy against the memoryless baseline",
@@ -104,10 +99,12 @@ TABLES: dict[str, Table] = {
 }
 
 
-def cell_configs(table: Table, profile: Profile, extra_sets: list[str], models: list[str] | None):
+def cell_configs(table: Table, profile: Profile | RecipeProfile, extra_sets: list[str], models: list[str] | None):
     from suite.build import list_models
     from suite.cli import make_config
 
+    if isinstance(profile, RecipeProfile):
+        return recipe_cells(profile, extra_sets, models)
     names = models or list_models()
     configs = []
     for task, params in profile.cells:
@@ -119,22 +116,23 @@ def cell_configs(table: Table, profile: Profile, extra_sets: list[str], models: 
     return configs
 
 
-def published() -> pd.DataFrame:
-    return pd.read_csv(REFERENCE)
-
-
 def build_table(name: str, runs: pd.DataFrame, profile_name: str) -> pd.DataFrame:
-    """Ours beside the published number; computed from records via report.summarize."""
+    """Ours beside the published number at the same width; from records via report.summarize."""
     table = TABLES[name]
+    if isinstance(getattr(table, profile_name), RecipeProfile):
+        return recipe_table(runs)
     summary = report.summarize(runs)
-    refs = published() if table.compare_published else pd.DataFrame(columns=["task", "model", "value", "source"])
+    widths = {(r.task, r.model): records.load_record(Path(r.path))["config"]["hidden_size"] for r in runs.itertuples()}
     rows = []
     for _, row in summary.iterrows():
-        ours = row.test_mean * (100 if row.metric.startswith("accuracy") else 1)
-        std = row.test_std * (100 if row.metric.startswith("accuracy") else 1)
-        match = refs[(refs.task == row.task) & (refs.model == row.model) & (refs.metric == "accuracy")] \
-            if table.compare_published else refs.iloc[0:0]
-        pub = match.value.iloc[0] if len(match) else math.nan
+        scale = 100 if row.metric.startswith("accuracy") else 1
+        ours, std = row.test_mean * scale, row.test_std * scale
+        ref, published_widths = reference_for(row.task, row.model, widths.get((row.task, row.model))) \
+            if table.compare_published else (None, [])
+        pub = ref.published if ref is not None else math.nan
+        notes = ["NOT COMPARABLE with the papers (quick profile)"] if profile_name == "quick" else []
+        if ref is None and published_widths:
+            notes.append(f"published at {', '.join(map(str, published_widths))} units, not at this width")
         rows.append({
             "task": row.task, "variant": row.variant, "model": row.model, "metric": row.metric,
             "ours": "—" if math.isnan(ours) else f"{ours:.4g} ± {std:.2g}",
@@ -142,9 +140,8 @@ def build_table(name: str, runs: pd.DataFrame, profile_name: str) -> pd.DataFram
             "published": "—" if math.isnan(pub) else f"{pub:g}",
             "difference": "—" if math.isnan(pub) or math.isnan(ours) else f"{ours - pub:+.2f}",
             "trivial baseline": "—" if row.baseline is None or math.isnan(row.baseline) else f"{row.baseline:.4g}",
-            "source": match.source.iloc[0] if len(match) else "",
-            "notes": ("NOT COMPARABLE with the papers (quick profile)" if profile_name == "quick" else "")
-            + ("; other variants published: see results/reference" if len(match) and row.task == "psmnist" else ""),
+            "source": ref.source if ref is not None else "",
+            "notes": "; ".join(notes),
         })
     return pd.DataFrame(rows)
 
@@ -154,7 +151,8 @@ def write_table(name: str, profile_name: str, runs_root: Path, out: Path,
     """The table from the records under ``runs_root``; with ``hashes``, only the records of
     those configurations, so a record left by an older setting or default never mixes
     into a cell's mean."""
-    cells = {task for task, _ in getattr(TABLES[name], profile_name).cells}
+    profile = getattr(TABLES[name], profile_name)
+    cells = set(profile.tasks) if isinstance(profile, RecipeProfile) else {task for task, _ in profile.cells}
     runs = report.load_runs(runs_root, hashes, tasks=cells)
     if runs.attrs["left_out"]:
         print(f"{runs.attrs['left_out']} record(s) under {runs_root} from other configurations left out of the table")
@@ -237,37 +235,71 @@ def run_delegated(name: str, profile: str, out: Path, data_dir: str | None) -> N
 
 def cmd_paper(args) -> int:
     from suite.build import resolve
-    from suite.harness import run
+    from suite.cli import run_cells
+    from suite.records import check_writable
 
+    if args.launcher and args.table not in TABLES:
+        raise SuiteError(f"--launcher runs the cells of the tables {', '.join(TABLES)}; {args.table!r} runs its own "
+                         f"command (run it on a node of its own)")
+    if args.table == "sanity":
+        from suite import sanity
+
+        if args.models or args.sets:
+            raise SuiteError("table 'sanity' takes no --models or --set: each anchor runs its published recipe")
+        return sanity.run_table(args.anchors, runs=Path(args.runs).parent / "sanity", out=Path(args.out),
+                                data_dir=args.data_dir, quiet=args.quiet)
     if args.table in DELEGATED:
         if args.models or args.sets:
             raise SuiteError(f"table {args.table!r} takes no --models or --set: it runs its own command")
         run_delegated(args.table, args.profile, Path(args.out), args.data_dir)
         return 0
     if args.table not in TABLES:
-        raise SuiteError(f"unknown table {args.table!r} (valid: {', '.join([*TABLES, *DELEGATED])})")
+        raise SuiteError(f"unknown table {args.table!r} (valid: {', '.join([*TABLES, *DELEGATED, 'sanity'])})")
     table = TABLES[args.table]
     profile = getattr(table, args.profile)
     models = args.models.split(",") if args.models else None
     configs = cell_configs(table, profile, list(args.sets), models)
+    runs_root = Path(args.runs) / args.profile
+    if args.launcher:
+        return _launch(args, configs, runs_root, table, profile)
     for cfg in configs:
         resolve(cfg)  # every cell checked before the first runs
-    runs_root = Path(args.runs) / args.profile
-    for i, cfg in enumerate(configs, 1):
-        record = run(cfg, out=runs_root, quiet=args.quiet, data_dir=args.data_dir)
-        test = record["metrics"]["test"]
-        print(f"[{i}/{len(configs)}] {cfg.task}/{cfg.model} seed {cfg.seed}: "
-              f"{'diverged' if test is None else f'{test:.4g}'}")
+    check_writable(runs_root)  # a disk fault found before the first cell, not after the last
+    check_writable(args.out)
+    counts = run_cells(configs, runs_root, label=f"paper {args.table}", quiet=args.quiet, data_dir=args.data_dir)
+    if counts["left to other workers"]:
+        print(f"{counts['left to other workers']} cell(s) still running elsewhere are not in this table yet: "
+              f"rerun the command once they finish")
     # the table shows every model whose record for this profile exists, not only those run now
     shown = cell_configs(table, profile, list(args.sets), None)
     write_table(args.table, args.profile, runs_root, Path(args.out), hashes={resolve(c).hash for c in shown})
+    return 1 if counts["failed"] else 0
+
+
+def _launch(args, configs, runs_root: Path, table: Table, profile) -> int:
+    """The cells as a job array (suite.launch); the table is written once every cell is
+    complete: after --wait, or when a rerun of the same command finds nothing to submit."""
+    from suite import launch
+    from suite.records import check_writable
+
+    check_writable(args.out)
+    counts = launch.launch_cells(configs, runs_root, args, label=f"paper {args.table}",
+                                 run_kwargs={"data_dir": args.data_dir})
+    if counts["done here"] + counts["skipped as complete"] < len(configs):
+        if not counts["failed"]:
+            print("the table is written when every cell is complete: rerun this command then")
+        return 1 if counts["failed"] else 0
+    # the hashes of the jobs' device, which this machine may not have
+    shown = launch.pinned(cell_configs(table, profile, list(args.sets), None), launch.options(args))
+    write_table(args.table, args.profile, runs_root, Path(args.out), hashes={h for _, h in shown})
     return 0
 
 
 def add_command(sub) -> None:
     p = sub.add_parser("paper", help="run the cells of a paper table and write it",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("table", help=f"one of: {', '.join([*TABLES, *DELEGATED])}")
+    p.add_argument("table", help=f"one of: {', '.join([*TABLES, *DELEGATED, 'sanity'])}")
+    p.add_argument("--anchors", help="sanity table only: comma-separated anchors (default: every anchor)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick")
     p.add_argument("--models", help="comma-separated models (default: every registered model)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -275,6 +307,9 @@ def add_command(sub) -> None:
     p.add_argument("--out", default="results/tables")
     p.add_argument("--data-dir", default=None)
     p.add_argument("-q", "--quiet", action="store_true")
+    from suite.launch import add_arguments
+
+    add_arguments(p)  # --launcher slurm|local and its options (smnist, adding, copy)
     p.set_defaults(func=cmd_paper)
 
 

@@ -40,7 +40,9 @@ def apply_readout(model: RecurrentModel, task: Task, feats: Tensor) -> Tensor:
 
 def hidden_gradient_profile(model: RecurrentModel, task: Task, x: Tensor, y: Tensor) -> list[float]:
     """‖∂L/∂h_t‖ for t = 1..T (mean over the batch of per-example norms)."""
-    probe = copy.deepcopy(model).to(PROBE_DTYPE)
+    # evaluation mode: no dropout, batch normalization from its running statistics, so
+    # the profile is a deterministic function of the weights
+    probe = copy.deepcopy(model).to(PROBE_DTYPE).eval()
     x = x.to(PROBE_DTYPE)
     y = y.to(PROBE_DTYPE) if y.is_floating_point() else y
     batch, steps = x.shape[0], x.shape[1]

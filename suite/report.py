@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -30,32 +31,56 @@ from suite.registry import SuiteError
 def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] | None = None) -> pd.DataFrame:
     """One row per finished run; with ``tasks``, of those tasks only; with ``hashes``, only
     the runs of those configurations (how many of the tasks' runs were left out is in
-    ``.attrs["left_out"]``)."""
-    rows, left_out = [], 0
-    for path, rec in records.iter_records(root):
+    ``.attrs["left_out"]``). A record that cannot be read, of a schema version this suite
+    does not know, or without a field the table needs is skipped with a warning naming
+    it; none left is an error."""
+    rows, left_out, skipped = [], 0, []
+    for path, rec in records.iter_records(root, skipped):
         if tasks is not None and rec["task"] not in tasks:
             continue
         if hashes is not None and rec["config_hash"] not in hashes:
             left_out += 1
             continue
-        info, metrics, grads = rec["task_info"], rec["metrics"], rec["gradients"]
-        rows.append({
-            "task": rec["task"], "variant": info["variant"], "model": rec["model"], "seed": rec["seed"],
-            "status": rec["status"], "metric": info["metric"], "higher_is_better": info["higher_is_better"],
-            "test": metrics["test"], "val": metrics["val_best"],
-            "ratio_init": grads["ratio_init"], "ratio_end": grads["ratio_end"],
-            "median_step_s": rec["timing"]["median_step_seconds"],
-            "train_s": rec["timing"]["train_seconds"],
-            "params": rec["model_info"]["n_params"],
-            "baseline": (info.get("trivial_baseline") or {}).get("value"),
-            "device": rec["config"]["device"], "config_hash": rec["config_hash"], "path": str(path),
-            "setting": _flat({k: v for k, v in rec["config"].items() if k != "seed"}),
-        })
+        try:
+            rows.append(_row(path, rec))
+        except (KeyError, TypeError, AttributeError) as exc:
+            skipped.append(f"{path / records.RECORD}: a field the table needs is missing or malformed ({exc!r})")
+    for reason in skipped:
+        warn(f"skipped {reason}")
     if not rows:
+        if skipped:
+            raise SuiteError(f"no usable run records under {root}: all {len(skipped)} found were skipped (named above)")
         raise SuiteError(f"no run records under {root} (run `rnnsuite run ... --out {root}` first)")
     runs = _label_settings(pd.DataFrame(rows))
     runs.attrs["left_out"] = left_out
     return runs
+
+
+def warn(message: str) -> None:
+    print(f"rnnsuite: warning: {message}", file=sys.stderr)
+
+
+def _row(path: Path, rec: dict) -> dict:
+    info, metrics, grads, timing = rec["task_info"], rec["metrics"], rec["gradients"], rec["timing"]
+    return {
+        "task": rec["task"], "variant": info["variant"], "model": rec["model"], "seed": rec["seed"],
+        "status": rec["status"], "metric": info["metric"], "higher_is_better": bool(info["higher_is_better"]),
+        "test": _number(metrics["test"]), "val": _number(metrics["val_best"]),
+        "ratio_init": _number(grads["ratio_init"]), "ratio_end": _number(grads["ratio_end"]),
+        "median_step_s": _number(timing["median_step_seconds"]),
+        "train_s": _number(timing["train_seconds"]),
+        "params": int(rec["model_info"]["n_params"]),
+        "baseline": _number((info.get("trivial_baseline") or {}).get("value")),
+        "device": rec["config"]["device"], "config_hash": rec["config_hash"], "path": str(path),
+        "setting": _flat({k: v for k, v in rec["config"].items() if k != "seed"}),
+    }
+
+
+def _number(value) -> float | None:
+    """A metric as the record stores it (null for non-finite); anything else is malformed."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise TypeError(f"{value!r} is not a number")
 
 
 def _flat(config: dict, prefix: str = "") -> dict:
@@ -164,17 +189,13 @@ def figures(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         name = f"{task}_{variant}".replace(" ", "_").replace("=", "")
         profile_rows, curve_rows = [], []
         for _, row in g.iterrows():
-            rec = records.load_record(Path(row.path))
-            grads = rec["gradients"]
-            for when, step in (("init", "0"), ("end", str(grads["end_step"]))):
-                for t, v in enumerate(grads["hidden_profile"][step], start=1):
-                    if v and v > 0:
-                        profile_rows.append({"model": row.model, "seed": row.seed, "t": t,
-                                             "log10 ‖∂L/∂h_t‖": math.log10(v), "when": when})
-            curves = pd.read_csv(Path(row.path) / records.CURVES)
-            val = curves[curves.split == "val"]
-            curve_rows += [{"model": row.model, "seed": row.seed, "step": s, row.metric: m}
-                           for s, m in zip(val.step, val.metric)]
+            try:
+                profiles, curves = _figure_rows(row)
+            except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # ValueError: pandas' too
+                warn(f"{row.path}: left out of the figures ({records.cause(exc)})")
+                continue
+            profile_rows += profiles
+            curve_rows += curves
         if profile_rows:
             fig, ax = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
             df = pd.DataFrame(profile_rows)
@@ -196,8 +217,27 @@ def figures(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     return written
 
 
+def _figure_rows(row) -> tuple[list[dict], list[dict]]:
+    """One run's gradient profiles (init and end) and validation curve, as figure rows."""
+    grads = records.load_record(Path(row.path))["gradients"]
+    profiles = []
+    for when, step in (("init", "0"), ("end", str(grads["end_step"]))):
+        for t, v in enumerate(grads["hidden_profile"][step], start=1):
+            if v and v > 0:
+                profiles.append({"model": row.model, "seed": row.seed, "t": t,
+                                 "log10 ‖∂L/∂h_t‖": math.log10(v), "when": when})
+    curves = pd.read_csv(Path(row.path) / records.CURVES)
+    val = curves[curves.split == "val"]
+    return profiles, [{"model": row.model, "seed": row.seed, "step": s, row.metric: m}
+                      for s, m in zip(val.step, val.metric)]
+
+
 def _save(fig, path: Path) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    try:
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise records.write_error("the figure", path, exc) from None
     return path

@@ -61,6 +61,12 @@ class Task:
         """Number of examples in ``split``; ``None`` for an endless training stream."""
         raise NotImplementedError
 
+    def steps_per_epoch(self, batch_size: int) -> int | None:
+        """Training batches in one epoch (``None`` for an endless stream): full batches
+        only, unless the task keeps the last, incomplete one."""
+        size = self.split_size("train")
+        return None if size is None else max(1, size // batch_size)
+
     def batch(self, split: Split, index: int, batch_size: int, *, seed: int) -> tuple[Tensor, Tensor]:
         """Batch number ``index`` of ``split``: ``x: [B, T, input_size]`` and its target.
 
@@ -107,7 +113,9 @@ class RecurrentModel(nn.Module):
     defaults) and ``version`` (bumped when the definition changes).
 
     ``forward`` defaults to a loop over ``step``; a subclass may override it with a
-    fused or library path, which the contract tests hold equal to the step loop.
+    fused or library path, which the contract tests hold equal to the step loop (in
+    evaluation mode always; in training mode too unless the model has dropout or batch
+    statistics, whose training-mode forward the step loop cannot reproduce).
     ``build_model`` attaches ``self.readout`` (features -> outputs); the harness
     applies it, so models stay ignorant of the task.
     """
@@ -153,6 +161,28 @@ class RecurrentModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x: [B, T, input_size]`` -> features ``[B, T, feature_size]``."""
         return step_loop(self, x)
+
+    def init_readout(self, readout: nn.Linear) -> None:
+        """Initialize the readout the harness attached, where the model's authors used
+        their own rule. Default: PyTorch's ``nn.Linear`` initialization, unchanged."""
+
+    def step_matches_training(self) -> bool:
+        """Whether the training-mode ``forward`` equals the ``step`` loop. False for a
+        model with dropout or batch statistics in training, whose ``step`` is then the
+        evaluation-mode semantics."""
+        return True
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups: ``[{"name", "params", "lr_scale"}]``, every
+        parameter (the readout's included) in exactly one; the harness trains each group
+        at ``lr × lr_scale``, with the run's weight decay unless the group sets its own
+        ``"weight_decay"``. Default: one group at the run's learning rate."""
+        return [{"name": "all", "params": list(self.parameters()), "lr_scale": 1.0}]
+
+    def constrain(self) -> None:
+        """Called by the harness after every optimizer step: project the parameters onto
+        the model's constraint set, as its authors do (e.g. IndRNN's bound on |u|).
+        Default: no constraint."""
 
     def extra_record(self) -> dict[str, Any]:
         """Values chosen at build time that a record must keep (e.g. a heuristic Δt)."""

@@ -18,15 +18,18 @@ with: rerunning the command resumes it and adds exactly the missing ones. Every
 running trial beats a heartbeat; a trial whose worker died (kill -9, a lost machine)
 is marked failed once its heartbeat is older than the grace period, and retried with
 the same parameters. Trials run without writing run records; afterwards the study's
-best hyperparameters go to ``baselines/tuned/<task>-<model>.json`` (read by
-``rnnsuite run``; ``--set`` overrides them), and the best and the untuned
-configurations are trained on ``--eval-seeds`` seeds for the report.
+best hyperparameters and the settings it held fixed go to ``<out>/<study>/study.json``,
+the tuned file that ``rnnsuite run --tuned PATH`` applies (and nothing else does), and
+the best and the untuned configurations are trained on ``--eval-seeds`` seeds for the
+report. ``--publish`` also copies the tuned file into the repository, as
+``baselines/tuned/<task>-<model>.json``; by default nothing is written into the source
+tree.
 
 Layout under ``--out`` (default ``results/tuning``)::
 
     optuna.db                         the default storage (SQLite), every study
     <study>.journal                   the storage of a --workers K study
-    <study>/study.json                summary: best values, trial counts, compute, device
+    <study>/study.json                the tuned file: best values, fixed settings, trial counts, compute
     <study>/history.png, importance.png   Optuna's plots
     <study>/optuna/trial-<n>/...      run records: best trial n's values, eval seeds
     <study>/heuristic/...             run records: the model's defaults or heuristic
@@ -34,6 +37,7 @@ Layout under ``--out`` (default ``results/tuning``)::
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import fcntl
@@ -71,10 +75,10 @@ MAX_RETRY = 3  # a trial whose worker died this often is given up
 HEARTBEAT_ATTR = "rnnsuite:heartbeat"
 
 
-# -- tuned hyperparameters, read by `rnnsuite run` -----------------------------------------
+# -- tuned files: written by `rnnsuite tune`, applied only by `rnnsuite run --tuned PATH` ---------
 
 def tuned_dir() -> Path:
-    """``$RNNSUITE_TUNED_DIR``, else ``baselines/tuned`` beside the baselines package."""
+    """Where ``--publish`` writes: ``$RNNSUITE_TUNED_DIR``, else ``baselines/tuned``."""
     if os.environ.get(TUNED_ENV):
         return Path(os.environ[TUNED_ENV])
     import baselines
@@ -86,35 +90,57 @@ def tuned_path(task: str, model: str) -> Path:
     return tuned_dir() / f"{task}-{model}.json"
 
 
-def load_tuned(task: str, model: str) -> dict | None:
-    path = tuned_path(task, model)
-    if not path.is_file():
+def load_tuned(path: str | os.PathLike | None, task: str | None = None, model: str | None = None) -> dict | None:
+    """The tuned file at ``path`` (a study's ``study.json``, or its published copy),
+    checked against ``task`` and ``model``; None when no path is given. Its ``sets`` are
+    the tuned ``--set`` strings, its ``fixed`` the resolved settings the study held fixed
+    (task parameters, hidden size, budget, every run key not searched), which
+    :func:`tuned_differences` compares with a run's."""
+    if path is None:
         return None
+    path = Path(path)
     try:
         data = json.loads(path.read_text())
-        sets = data["sets"]
-        if not (isinstance(sets, list) and all(isinstance(s, str) and "=" in s for s in sets)):
-            raise ValueError("'sets' is not a list of KEY=VALUE strings")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SuiteError(f"{path}: not a tuned-hyperparameters file ({exc})") from None
+    except OSError as exc:
+        raise SuiteError(f"--tuned {path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SuiteError(f"--tuned {path}: not JSON ({str(exc).splitlines()[0]})") from None
+    sets = data.get("sets") if isinstance(data, dict) else None
+    if not (isinstance(sets, list) and all(isinstance(s, str) and "=" in s for s in sets)):
+        raise SuiteError(f"--tuned {path}: not a tuned-hyperparameters file (no list of KEY=VALUE 'sets')")
+    if not isinstance(data.get("fixed"), dict):
+        raise SuiteError(f"--tuned {path}: records no fixed settings (an older `rnnsuite tune` wrote it): "
+                         f"rerun the study to write a new one")
+    for what, given in (("task", task), ("model", model)):
+        if given is not None and data.get(what) != given:
+            raise SuiteError(f"--tuned {path} was tuned for {what} {data.get(what)!r}, not {given!r}")
     return {**data, "path": str(path)}
 
 
-def tuned_sets(task: str, model: str) -> list[str]:
-    """The ``--set`` strings of ``baselines/tuned/<task>-<model>.json``; empty if absent."""
-    data = load_tuned(task, model)
-    return list(data["sets"]) if data else []
+def tuned_differences(tuned: dict, resolved: dict) -> dict[str, tuple[Any, Any]]:
+    """``{key: (tuned under, this run)}`` for every setting the study held fixed that the
+    resolved configuration ``resolved`` sets otherwise, keyed as ``--set`` keys. The
+    seed is left out: tuned values are meant for other seeds."""
+    searched = set(tuned.get("search_space", {}))
+    fixed, run = _flat_settings(tuned["fixed"]), _flat_settings(resolved)
+    return {k: (fixed.get(k), run.get(k)) for k in sorted(set(fixed) | set(run))
+            if k not in searched and k not in ("seed", "device") and _normal(fixed.get(k)) != _normal(run.get(k))}
 
 
-def tuned_note(task: str, model: str) -> str | None:
-    """One line for ``rnnsuite run``: which tuned values it uses and under what budget."""
-    data = load_tuned(task, model)
-    if not data:
-        return None
-    summary = data.get("summary", {})
-    fixed = ", ".join(data.get("fixed_sets", [])) or "defaults"
-    return (f"using tuned hyperparameters from {data['path']} (Optuna, {summary.get('finished', '?')} trials "
-            f"with {fixed}): {', '.join(data['sets'])}; --set overrides them")
+def describe_differences(diff: dict[str, tuple[Any, Any]]) -> str:
+    """One line: ``tuned under task.T=20, steps=150; this run has task.T=10, steps=10``."""
+    return ("tuned under " + ", ".join(f"{k}={set_value(a)}" for k, (a, _) in diff.items())
+            + "; this run has " + ", ".join(f"{k}={set_value(b)}" for k, (_, b) in diff.items()))
+
+
+def _flat_settings(config: dict) -> dict:
+    out = {}
+    for key, value in config.items():
+        if key in ("task_params", "model_params") and isinstance(value, dict):
+            out.update({f"{key[:-7]}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 # -- configurations and the search space -------------------------------------------------------
@@ -347,7 +373,7 @@ class TuneSpec:
     out: str = DEFAULT_OUT
     device: str | None = None
     data_dir: str | None = None
-    publish: bool = True
+    publish: bool = False  # also write baselines/tuned/<task>-<model>.json
     quiet: bool = False
 
     @property
@@ -714,7 +740,7 @@ def refuse_parallel_sqlite(spec: TuneSpec) -> None:
 
 def tune(spec: TuneSpec) -> dict:
     """The whole command from Python: search (resuming), summary, tuned file, plots, evaluation."""
-    from suite.records import write_json_atomic
+    from suite.records import check_writable, write_json_atomic
 
     if spec.trials < 1:
         raise SuiteError(f"--trials {spec.trials} must be >= 1")
@@ -730,6 +756,9 @@ def tune(spec: TuneSpec) -> dict:
                          "(a journal file) or give journal:PATH or a server URL")
     with quiet_optuna():
         definition = study_definition(spec)  # every check before the storage is touched
+        if spec.publish:
+            check_writable(tuned_dir(), create=False)
+        check_writable(spec.out)  # a read-only disk found before the first trial, not after the last
         if spec.storage is None and spec.workers > 1:
             refuse_parallel_sqlite(spec)
         storage = open_storage(url, spec.heartbeat)
@@ -755,8 +784,8 @@ def tune(spec: TuneSpec) -> dict:
           f"{s['trial_compute_seconds']:.1f} s of trial compute on {', '.join(s['device']) or '?'}")
     print(f"best: trial {summary['best']['trial']}, val {definition['metric']} {summary['best']['value']:.5g}: "
           + " ".join(f"{k}={_short(v)}" for k, v in summary["best"]["params"].items()))
-    print(f"summary: {out_dir / 'study.json'}" + (f"; tuned: {tuned_path(spec.task, spec.model)}"
-                                                   if spec.publish else ""))
+    print(f"tuned file: {out_dir / 'study.json'} (apply with `rnnsuite run --tuned {out_dir / 'study.json'}`)"
+          + (f"; published as {tuned_path(spec.task, spec.model)}" if spec.publish else ""))
     for path in plots:
         print(f"figure: {path}")
     if spec.eval_seeds > 0:
@@ -795,8 +824,9 @@ def add_command(sub) -> None:
                    help="heartbeat of running trials; one silent for 3x this is failed and retried (default 10)")
     p.add_argument("--eval-seeds", type=int, default=3,
                    help="seeds to train the best and the untuned configuration on for the report (0: none)")
-    p.add_argument("--no-publish", dest="publish", action="store_false",
-                   help="do not write baselines/tuned/<task>-<model>.json (e.g. hrnn tuned only for comparison)")
+    p.add_argument("--publish", action=argparse.BooleanOptionalAction, default=False,
+                   help="also write the tuned file into the repository as baselines/tuned/<task>-<model>.json "
+                        "(default: only under --out)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"tuning root (default {DEFAULT_OUT})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $RNNSUITE_DATA)")

@@ -43,39 +43,57 @@ def _fmt(v) -> str:
 
 
 def load_rows(root: str | Path) -> pd.DataFrame:
-    """One row per finished evaluation run, with the study that it belongs to."""
-    rows = []
+    """One row per finished evaluation run, with the study that it belongs to; a study
+    file or record that cannot be used is skipped with a warning naming it."""
+    from suite.report import warn
+
+    rows, skipped = [], []
     for study_file in sorted(Path(root).glob("*/study.json")):
-        study = json.loads(study_file.read_text())
-        arms = (("optuna", study_file.parent / "optuna" / f"trial-{study['best']['trial']}"),
-                ("heuristic", study_file.parent / "heuristic"))
-        s = study["summary"]
+        try:
+            study = json.loads(study_file.read_text())
+            arms = (("optuna", study_file.parent / "optuna" / f"trial-{study['best']['trial']}"),
+                    ("heuristic", study_file.parent / "heuristic"))
+            s, space = study["summary"], study["search_space"]
+            name, finished, compute, device = study["study"], s["finished"], s["trial_compute_seconds"], s["device"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warn(f"skipped {study_file}: not a usable study summary ({records.cause(exc)})")
+            continue
         for arm, folder in arms:
             if not folder.is_dir():
                 continue
-            for path, rec in records.iter_records(folder):
-                if arm == "optuna":
-                    chosen, compute = f"Optuna, {s['finished']} trials", s["trial_compute_seconds"]
-                else:
-                    built, declared = rec["model_info"]["resolved_params"], rec["config"]["model_params"]
-                    chosen, compute = ("heuristic" if built != declared else "defaults"), 0.0
-                cell = {k: v for k, v in rec["config"].items() if k != "seed"}
-                rows.append({
-                    "study": study["study"], "arm": arm, "chosen": chosen,
-                    "task": rec["task"], "variant": rec["task_info"]["variant"], "model": rec["model"],
-                    "seed": rec["seed"], "status": rec["status"], "test": rec["metrics"]["test"],
-                    "metric": rec["task_info"]["metric"], "higher_is_better": rec["task_info"]["higher_is_better"],
-                    "hyper": ", ".join(f"{k}={_fmt(_value(rec, k))}" for k in study["search_space"]),
-                    "budget": f"{rec['config']['steps']} steps" if rec["config"]["epochs"] is None
-                    else f"{rec['config']['epochs']} epochs",
-                    "compute_s": compute, "device": ", ".join(s["device"]) if arm == "optuna" else "—",
-                    "params": rec["model_info"]["n_params"], "hidden": rec["config"]["hidden_size"],
-                    "config_hash": rec["config_hash"], "cell": config_hash(cell), "path": str(path),
-                })
+            for path, rec in records.iter_records(folder, skipped):
+                try:
+                    rows.append(_row(path, rec, arm, name, space, finished, compute, device))
+                except (KeyError, TypeError, AttributeError) as exc:
+                    skipped.append(f"{path / records.RECORD}: a field the table needs is missing ({exc!r})")
+    for reason in skipped:
+        warn(f"skipped {reason}")
     if not rows:
         raise SuiteError(f"no tuning results under {root} (run `rnnsuite tune ... --out {root}` first)")
     # an untuned configuration shared by two studies is one experiment: count its runs once
     return pd.DataFrame(rows).drop_duplicates(subset=["arm", "config_hash"])
+
+
+def _row(path: Path, rec: dict, arm: str, study: str, space: dict, finished: int, compute: float,
+         device: list) -> dict:
+    if arm == "optuna":
+        chosen = f"Optuna, {finished} trials"
+    else:
+        built, declared = rec["model_info"]["resolved_params"], rec["config"]["model_params"]
+        chosen, compute = ("heuristic" if built != declared else "defaults"), 0.0
+    cell = {k: v for k, v in rec["config"].items() if k != "seed"}
+    return {
+        "study": study, "arm": arm, "chosen": chosen,
+        "task": rec["task"], "variant": rec["task_info"]["variant"], "model": rec["model"],
+        "seed": rec["seed"], "status": rec["status"], "test": rec["metrics"]["test"],
+        "metric": rec["task_info"]["metric"], "higher_is_better": rec["task_info"]["higher_is_better"],
+        "hyper": ", ".join(f"{k}={_fmt(_value(rec, k))}" for k in space),
+        "budget": f"{rec['config']['steps']} steps" if rec["config"]["epochs"] is None
+        else f"{rec['config']['epochs']} epochs",
+        "compute_s": compute, "device": ", ".join(device) if arm == "optuna" else "—",
+        "params": rec["model_info"]["n_params"], "hidden": rec["config"]["hidden_size"],
+        "config_hash": rec["config_hash"], "cell": config_hash(cell), "path": str(path),
+    }
 
 
 def summarize(rows: pd.DataFrame) -> pd.DataFrame:
@@ -156,10 +174,11 @@ def write_report(runs: str | Path, fmt: str, out: str | Path | None) -> int:
     (default: the tuning root itself)."""
     from suite import report
 
+    out = Path(out or runs)
+    records.check_writable(out, create=False)  # before the table is printed: one line, not a half-done report
     summary = summarize(load_rows(runs))
     text = report.render(format_table(summary), fmt)
     print(text)
-    out = Path(out or runs)
     ext = {"md": "md", "csv": "csv", "latex": "tex"}[fmt]
     records.write_text_atomic(out / f"tuning_report.{ext}", text + "\n")
     for path in figures(summary, out / "figures"):

@@ -2,26 +2,35 @@
 
 ``smnist``: each 28×28 image is read one pixel per step in raster order (T = 784,
 input size 1); the readout at the last step classifies the digit (cross-entropy;
-metric: accuracy). Pixels are scaled to [0, 1] and standardized with the training-set
-mean 0.1307 and std 0.3081 (the usual constants). ``pixels_per_step = k`` reads k
-pixels per step (T = 784 / k); it exists for quick profiles and tests and makes a
-different task, so it is recorded and shown in the variant label.
+metric: accuracy). ``pixels`` is the input scaling, one of the published runs' (see
+``PIXELS``): standardized with the training-set mean 0.1307 and std 0.3081 (the
+default), [0, 1] (coRNN, LEM, UnICORNN, expRNN), [−1, 1) (IndRNN) or raw
+bytes 0..255 (the Lipschitz RNN's psMNIST code).
+``pixels_per_step = k`` reads k pixels per step (T = 784 / k); it exists for quick
+profiles and tests and makes a different task, so it is recorded and shown in the
+variant label.
 
 Splits: the 60k training images are split by ``split_seed`` into ``val_size``
 validation images and the rest for training (``n_train`` may take a subset of that
 rest, for quick runs). Model selection uses validation only; the metric reported is
-on the official 10k test images.
+on the official 10k test images. (coRNN, LEM and UnICORNN hold out 3000 images, with
+a split of their own that no seed here reproduces; their recipes set the size.)
 
-``psmnist``: the same with one fixed permutation of the 784 pixel positions, drawn
-from ``perm_seed`` with NumPy's ``default_rng(perm_seed).permutation(784)``. Published
-psMNIST numbers use different permutations (bit reversal in s4, NumPy seed 92916 in
-expRNN, torch seeds in coRNN and LEM), so every record carries the permutation's
-SHA-256: results are comparable only when it matches.
+``psmnist``: the same with one fixed permutation of the 784 pixel positions; position
+j of the sequence is pixel ``perm[j]``. Published psMNIST numbers use different
+permutations, four different tasks under one name, so ``perm`` names the construction
+(``PERMUTATIONS``): the suite's own ``default_rng(perm_seed)``, ``torch`` (coRNN seed
+12008, LEM and UnICORNN 5544), ``numpy-legacy`` (expRNN seed 92916) or ``bit-reversal``
+(s4). Every record carries the permutation's name, seed and SHA-256: results are
+comparable only when it matches.
+
+Version 2: ``pixels``, ``perm`` and ``last_batch`` added (version 1 is
+``pixels="standardized"``, ``perm="suite"``, ``last_batch="drop"``).
 
 Data: the standard IDX files (``train-images-idx3-ubyte`` etc., gzip or raw) in a
 directory given by ``--data-dir`` or ``RNNSUITE_DATA``; each file's decompressed
-content is checked against its SHA-256. ``rnnsuite fetch-mnist --data-dir DIR``
-downloads them from the standard mirrors.
+content is checked against its SHA-256. ``--download`` (on ``run``, ``sweep``,
+``tune``) fetches them into ``--data-dir`` from the standard mirrors.
 
 Run: ``rnnsuite run --task smnist --model lstm --data-dir ../shared/data/mnist``.
 """
@@ -36,6 +45,7 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -58,7 +68,8 @@ MIRRORS = (
 )
 MEAN, STD = 0.1307, 0.3081
 ENV_VAR = "RNNSUITE_DATA"
-FIX_HINT = f"pass --data-dir DIR or set {ENV_VAR}=DIR, or fetch the files with `rnnsuite fetch-mnist --data-dir DIR`"
+FIX_HINT = (f"pass --data-dir DIR or set {ENV_VAR}=DIR; to fetch the files into DIR, add --download to "
+            f"`rnnsuite run`, `rnnsuite sweep` or `rnnsuite tune`")
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -134,12 +145,61 @@ def download_mnist(data_dir: str | os.PathLike) -> Path:
     return directory
 
 
+# Input scalings of the published runs (task.pixels), from raw bytes p in 0..255
+PIXELS = {
+    "standardized": "(p/255 − 0.1307)/0.3081 (training-set mean and std)",
+    "unit": "p/255 in [0, 1] (coRNN, LEM, UnICORNN, expRNN)",
+    "signed": "(p − 128)/128 in [−1, 1) (IndRNN)",
+    "raw": "p in [0, 255], unscaled (the Lipschitz RNN's psMNIST code)",
+}
+
+
+def scale_pixels(p: torch.Tensor, rule: str) -> torch.Tensor:
+    if rule == "unit":
+        return p / 255.0
+    if rule == "signed":
+        return (p - 128.0) / 128.0
+    if rule == "raw":
+        return p
+    return (p / 255.0 - MEAN) / STD
+
+
+def _bit_reversal(n: int) -> np.ndarray:
+    """Positions 0..2^m−1 in bit-reversed order, those ≥ n dropped (2^m ≥ n)."""
+    bits = max(1, (n - 1).bit_length())
+    order = [int(format(i, f"0{bits}b")[::-1], 2) for i in range(1 << bits)]
+    return np.array([i for i in order if i < n])
+
+
+def _torch_randperm(seed: int, n: int) -> np.ndarray:
+    # torch.manual_seed(seed); torch.randperm(n): the global generator's state is kept
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator).numpy()
+
+
+# The published psMNIST permutations (task.perm), each a function of (perm_seed, 784)
+PERMUTATIONS = {
+    "suite": ("numpy.random.default_rng(perm_seed).permutation(784)",
+              lambda seed, n: np.random.default_rng(seed).permutation(n)),
+    "torch": ("torch.manual_seed(perm_seed); torch.randperm(784) (coRNN seed 12008, LEM and UnICORNN 5544)",
+              _torch_randperm),
+    "numpy-legacy": ("numpy.random.RandomState(perm_seed).permutation(784) (expRNN seed 92916)",
+                     lambda seed, n: np.random.RandomState(seed).permutation(n)),
+    "bit-reversal": ("bit-reversed positions 0..1023, those >= 784 dropped (s4); perm_seed unused",
+                     lambda seed, n: _bit_reversal(n)),
+}
+
+
 @dataclass
 class SMNISTConfig:
     val_size: int = 5000
     split_seed: int = 0
     n_train: int | None = None  # subset of the training split (None: all of it)
     pixels_per_step: int = 1  # 1 is the published task; >1 only for quick profiles
+    pixels: Literal["standardized", "unit", "signed", "raw"] = "standardized"  # input scaling (PIXELS)
+    # an epoch's incomplete last batch: dropped, or kept as a smaller batch (PyTorch's
+    # DataLoader default, which the coRNN, LEM and UnICORNN scripts use)
+    last_batch: Literal["drop", "keep"] = "drop"
 
     def validate(self) -> None:
         require(0 < self.val_size < 60000, f"task.val_size={self.val_size} must be in 1..59999")
@@ -151,7 +211,7 @@ class SMNISTConfig:
 @register_task("smnist")
 class SMNIST(Task):
     Config = SMNISTConfig
-    version = 1
+    version = 2
     metric = "accuracy"
     higher_is_better = True
     output_at = "last"
@@ -191,16 +251,17 @@ class SMNIST(Task):
     def _to_sequence(self, pixels: np.ndarray) -> torch.Tensor:
         if self.permutation is not None:
             pixels = pixels[:, self.permutation]
-        x = (torch.from_numpy(np.ascontiguousarray(pixels)).float() / 255.0 - MEAN) / STD
+        x = scale_pixels(torch.from_numpy(np.ascontiguousarray(pixels)).float(), self.cfg.pixels)
         return x.view(x.shape[0], self.seq_len, self.cfg.pixels_per_step)
 
     def batch(self, split, index, batch_size, *, seed):
         images, labels = self._load()[split]
         if split == "train":
-            # epoch e is a fresh shuffle drawn from (seed, e); an incomplete last batch is dropped
-            per_epoch = len(images) // batch_size
-            if per_epoch == 0:
+            # epoch e is a fresh shuffle drawn from (seed, e); its incomplete last batch is
+            # dropped or kept as task.last_batch says
+            if batch_size > len(images):
                 raise SuiteError(f"batch_size={batch_size} exceeds the {len(images)} training examples")
+            per_epoch = self.steps_per_epoch(batch_size)
             epoch, pos = divmod(index, per_epoch)
             order = np.random.default_rng([seed, epoch]).permutation(len(images))
             idx = order[pos * batch_size : (pos + 1) * batch_size]
@@ -209,6 +270,10 @@ class SMNIST(Task):
             if idx.size == 0:
                 raise IndexError(f"{split} batch {index} is past the end")
         return self._to_sequence(images[idx]), torch.from_numpy(labels[idx].astype(np.int64))
+
+    def steps_per_epoch(self, batch_size):
+        size = self.split_size("train")
+        return max(1, -(-size // batch_size) if self.cfg.last_batch == "keep" else size // batch_size)
 
     def loss(self, output, target):
         return F.cross_entropy(output, target, reduction="none")
@@ -219,7 +284,7 @@ class SMNIST(Task):
     def describe(self):
         return {"split_sizes": {s: self.split_size(s) for s in ("train", "val", "test")},
                 "trivial_baseline": {"metric": "accuracy", "value": 0.1, "rule": "chance"},
-                "normalization": {"mean": MEAN, "std": STD}}
+                "pixels": {"rule": self.cfg.pixels, "formula": PIXELS[self.cfg.pixels]}}
 
     @property
     def variant(self):
@@ -228,21 +293,22 @@ class SMNIST(Task):
 
 @dataclass
 class PSMNISTConfig(SMNISTConfig):
+    perm: Literal["suite", "torch", "numpy-legacy", "bit-reversal"] = "suite"  # PERMUTATIONS
     perm_seed: int = 0
 
 
 @register_task("psmnist")
 class PSMNIST(SMNIST):
     Config = PSMNISTConfig
-    version = 1
+    version = 2
 
     def _permutation(self):
-        return np.random.default_rng(self.cfg.perm_seed).permutation(784)
+        return PERMUTATIONS[self.cfg.perm][1](self.cfg.perm_seed, 784)
 
     def describe(self):
         perm_hash = hashlib.sha256(self.permutation.astype(np.int64).tobytes()).hexdigest()
-        return {**super().describe(), "permutation": {"seed": self.cfg.perm_seed,
-                                                     "rule": "numpy default_rng(seed).permutation(784)",
+        return {**super().describe(), "permutation": {"name": self.cfg.perm, "seed": self.cfg.perm_seed,
+                                                     "rule": PERMUTATIONS[self.cfg.perm][0],
                                                      "sha256": perm_hash}}
 
     @property

@@ -12,7 +12,7 @@ from suite.cli import PRESETS, build_parser, load_sweep, main
 
 RUN = ["run", "--task", "adding", "--model", "gru", "--set", "steps=6", "--set", "hidden_size=4",
        "--set", "task.T=5", "--set", "task.n_val=8", "--set", "task.n_test=8", "--set", "eval_every=3",
-       "--set", "probes=1", "-q"]
+       "--set", "probes=1", "--set", "probe_batch=8", "-q"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -54,7 +54,7 @@ def test_sweep_then_report(tmp_path, capsys):
     config = tmp_path / "grid.toml"
     config.write_text(
         'tasks = ["adding", "copy"]\nmodels = ["gru", "antisymmetric"]\nseeds = [0, 1]\n'
-        '[set]\nsteps = 4\nhidden_size = 4\neval_every = 2\nprobes = 1\n'
+        '[set]\nsteps = 4\nhidden_size = 4\neval_every = 2\nprobes = 1\nprobe_batch = 8\n'
         '[task_params.adding]\nT = 5\nn_val = 8\nn_test = 8\n'
         '[task_params.copy]\nT = 2\nn_val = 8\nn_test = 8\n'
         '[model_params.antisymmetric]\neps = 0.5\n')
@@ -62,7 +62,7 @@ def test_sweep_then_report(tmp_path, capsys):
     assert main(["sweep", "--config", str(config), "--out", str(runs), "-q"]) == 0
     assert len(list(runs.rglob("record.json"))) == 8
     assert main(["sweep", "--config", str(config), "--out", str(runs), "-q"]) == 0
-    assert "0 run(s), 8 skipped" in capsys.readouterr().out
+    assert "sweep: 0 done here, 8 skipped as complete, 0 left to other workers, 0 failed" in capsys.readouterr().out
     report_dir = tmp_path / "report"
     assert main(["report", "--runs", str(runs), "--out", str(report_dir)]) == 0
     table = capsys.readouterr().out

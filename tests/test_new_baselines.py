@@ -36,6 +36,8 @@ def inputs(seed=1):
 
 
 def assert_forward_equals_step_loop(model, x):
+    # step is the evaluation-mode semantics of a model with dropout or batch statistics
+    model.train(model.step_matches_training())
     fast, ref = model(x), step_loop(model, x)
     assert fast.shape == (B, T, model.feature_size)
     torch.testing.assert_close(fast, ref, rtol=0, atol=1e-10)
@@ -88,21 +90,26 @@ def test_exprnn_recurrence_is_orthogonal_before_and_after_an_update():
     torch.testing.assert_close(B1.T @ B1, eye, rtol=0, atol=1e-10)
 
 
-def test_indrnn_recurrent_weight_is_bounded():
-    model = build("indrnn", u_max=0.9)
+def test_indrnn_constraint_projects_u_onto_its_bound():
+    model = suite.build_model("indrnn", input_size=IN, output_size=3, hidden_size=HID, seq_len=784).double()
+    bound = 5 ** (1 / 784)  # the authors' MAG = 5 at T = 784
+    assert model.cfg.u_max == pytest.approx(bound) and 0 <= model.u.min() and model.u.max() <= bound
     with torch.no_grad():
-        model.u.copy_(torch.tensor([2.0, -3.0, 0.95, 0.5, -0.1], dtype=torch.float64))
-    u = model.recurrent_weight()
-    assert u.abs().max() <= 0.9
-    torch.testing.assert_close(u, torch.tensor([0.9, -0.9, 0.9, 0.5, -0.1], dtype=torch.float64))
+        model.u[0].copy_(torch.tensor([2.0, -3.0, 0.95, 0.5, -0.1], dtype=torch.float64))
+    model.constrain()
+    assert model.u[0].tolist() == pytest.approx([bound, -bound, 0.95, 0.5, -0.1])
+
+
+def test_indrnn_layers_batch_norm_and_dropout():
+    model = build("indrnn", layers=3, batch_norm=True, dropout=0.5).train()
     x = inputs()
+    out = model(x)
+    # batch normalization over batch and time of the last layer, then a mask fixed over time
+    assert not model.step_matches_training() and out.shape == (B, T, HID)
+    dropped = (out == 0).all(dim=1)
+    assert dropped.any() and not dropped.all()
+    model.eval()
     assert_forward_equals_step_loop(model, x)
-    # the bounded u is what the recurrence uses: storing it directly changes nothing
-    bounded = build("indrnn", u_max=0.9)
-    bounded.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        bounded.u.copy_(u)
-    torch.testing.assert_close(model(x), bounded(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("name", "hparams"), [
@@ -112,6 +119,8 @@ def test_indrnn_recurrent_weight_is_bounded():
     ("lem", {"dt": 1.5}),
     ("exprnn", {"skew_init": "haar"}),
     ("indrnn", {"u_max": 0.0}),
+    ("indrnn", {"mag": 1.0}),
+    ("unicornn", {"dropout": 1.0}),
     ("lipschitz", {"beta": 1.2}),
 ], ids=lambda v: str(v))
 def test_impossible_hyperparameters_are_rejected(name, hparams):

@@ -151,7 +151,7 @@ def test_plugin_package_registers_and_runs_in_a_fresh_venv(tmp_path):
     out = tmp_path / "runs"
     _run([bindir / "rnnsuite", "run", "--task", "adding", "--model", "elman", "--set", "steps=5",
           "--set", "hidden_size=4", "--set", "task.T=5", "--set", "task.n_val=8", "--set", "task.n_test=8",
-          "--device", "cpu", "--quiet", "--out", out], tmp_path, env)
+          "--set", "probe_batch=8", "--device", "cpu", "--quiet", "--out", out], tmp_path, env)
     records = list(out.glob("adding/elman/*/record.json"))
     assert len(records) == 1, sorted(str(p) for p in out.rglob("*"))
     record = json.loads(records[0].read_text())

@@ -38,6 +38,6 @@ def test_readme_model_example_registers_builds_and_trains(monkeypatch, tmp_path)
     torch.testing.assert_close(out[:, -1], model.features(h))
     assert (out >= 0).all()  # relu was applied: the config reached the step
     cfg = suite.RunConfig(task="adding", model="elman", steps=3, hidden_size=4, eval_every=3, probes=1,
-                          device="cpu", task_params={"T": 5, "n_val": 8, "n_test": 8})
+                          probe_batch=8, device="cpu", task_params={"T": 5, "n_val": 8, "n_test": 8})
     record = suite.run(cfg, out=tmp_path / "runs", quiet=True)
     assert record["status"] == "ok" and record["model"] == "elman"

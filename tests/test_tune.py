@@ -29,12 +29,15 @@ from optuna.trial import TrialState
 
 from baselines.rnn import GRU
 from suite import records, tune_report
+from suite.build import resolve
 from suite.cli import main, make_config
-from suite.tune import tuned_sets
+from suite.registry import SuiteError
+from suite.tune import load_tuned, tuned_differences
 
 TINY = ["--task", "adding", "--model", "gru", "--set", "task.T=6", "--set", "hidden_size=8", "--set", "steps=20",
         "--set", "eval_every=10", "--set", "task.n_val=50", "--set", "task.n_test=50", "--set", "batch_size=16",
         "--set", "probes=1", "-q"]
+TINY_SETS = [TINY[i + 1] for i, arg in enumerate(TINY) if arg == "--set"]
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +88,8 @@ def test_resume_adds_exactly_the_missing_trials(tmp_path, tuned_dir, capsys):
     assert [(t.number, t.params, t.value) for t in study.get_trials()[:2]] == first  # nothing redone or lost
     assert len({tuple(sorted(t.params.items())) for t in study.get_trials()}) == 4  # resuming draws anew
 
-    assert tune(out, "--trials", "4") == 0  # complete: nothing to add
+    assert not tuned_dir.exists()  # nothing written into the source tree unless asked
+    assert tune(out, "--trials", "4", "--publish") == 0  # complete: nothing to add, and published
     assert len(load(url).get_trials()) == 4
 
     # the study's summary and the tuned file: validation only, counts, compute, device
@@ -97,11 +101,21 @@ def test_resume_adds_exactly_the_missing_trials(tmp_path, tuned_dir, capsys):
     assert json.loads((tuned_dir / "adding-gru.json").read_text())["sets"] == summary["sets"]
     assert (out / "adding-gru" / "history.png").exists()
 
-    # `rnnsuite run` starts from the tuned values; --set overrides them
-    sets = tuned_sets("adding", "gru")
+    # the tuned file records the settings it was tuned under; a run uses it only when named
+    tuned = load_tuned(out / "adding-gru" / "study.json", "adding", "gru")
+    sets = tuned["sets"]
     assert sorted(s.split("=")[0] for s in sets) == ["clip", "lr"]
-    cfg = make_config("adding", "gru", 0, ["lr=0.5"], None)
+    assert tuned["fixed"]["task_params"]["T"] == 6 and tuned["fixed"]["steps"] == 20
+    assert tuned["fixed"]["hidden_size"] == 8 and "lr" not in tuned["fixed"]
+    assert make_config("adding", "gru", 0, [], None).clip is None
+    cfg = make_config("adding", "gru", 0, [*TINY_SETS, "lr=0.5"], None, tuned=tuned["path"])
     assert cfg.lr == 0.5 and cfg.clip == float(dict(s.split("=") for s in sets)["clip"])
+    assert cfg.tuned == tuned["path"] and cfg.origins["clip"] == "tuned"
+    assert cfg.origins["lr"] == "set (overrides tuned)"
+    resolved = resolve(make_config("adding", "gru", 3, ["task.T=10", *TINY_SETS[1:]], None))
+    assert tuned_differences(tuned, resolved.config) == {"task.T": (6, 10)}  # the seed is not a difference
+    with pytest.raises(SuiteError, match=r"does not apply to this run: tuned under task.T=6; this run has task.T=10"):
+        make_config("adding", "gru", 3, ["task.T=10", *TINY_SETS[1:]], None, tuned=tuned["path"])
 
     # the same study with another budget is refused, not mixed
     capsys.readouterr()

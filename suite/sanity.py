@@ -1,0 +1,282 @@
+"""The sanity table: published recipes, trained for their first epochs, against the
+authors' own training logs.
+
+    rnnsuite paper sanity                         every anchor (hours of CPU; see README)
+    rnnsuite paper sanity --anchors lem-smnist    a subset
+
+Several authors committed the log of their best run beside their code: validation
+accuracy after every epoch, or the test MSE every 100 iterations. The first epochs of
+a faithful reimplementation, trained with the same recipe, must follow that curve; a
+wrong default, initialization, input scaling or learning rate shows there within an
+hour of CPU time. Each anchor below runs its recipe (``results/reference/recipes``) for
+the logged budget only — the one change to the recipe, named in every record's
+provenance — and validates at exactly the points the authors logged. The logged
+values are ``results/reference/anchors/<recipe>.csv``.
+
+Each log is a single run of the authors' (their best one, the one they published), so
+it is an optimistic anchor. The verdict allows for seed-to-seed variation and nothing
+else: at a point, ours (the mean of n seeds) and theirs (one run) differ by noise of
+standard deviation σ·√(1 + 1/n), σ the seed spread measured there (with 3 seeds of the
+anchor itself, or of the reference anchor ``REFERENCE`` at the same epoch); a row
+passes within two of those, and never with a tolerance below ``FLOOR`` (the logs round
+to 0.01 pp, and our validation images are not the authors').
+
+Runs are ordinary records under ``results/runs/sanity`` (``rnnsuite report`` reads
+them); finished cells are skipped and a killed run resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from suite.records import write_text_atomic
+from suite.registry import SuiteError
+
+ROOT = Path(__file__).resolve().parent.parent
+ANCHORS_DIR = ROOT / "results" / "reference" / "anchors"
+RUNS = ROOT / "results" / "runs" / "sanity"
+OUT = ROOT / "results" / "tables"
+REFERENCE = "lem-smnist"  # the anchor run with 3 seeds: its spread sets the other epoch anchors' tolerance
+FLOOR = 1.0  # percentage points: the smallest tolerance of an accuracy row
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """An authors' log and the budget we run of it: the first ``points`` logged points."""
+
+    points: int
+    seeds: tuple[int, ...] = (0,)
+    note: str = ""  # what we found out about a failing row
+
+
+ANCHORS: dict[str, Anchor] = {
+    "lem-smnist": Anchor(points=3, seeds=(0, 1, 2)),
+    "lem-psmnist": Anchor(points=3),
+    "cornn-smnist": Anchor(points=3),
+    "indrnn-smnist": Anchor(points=3),
+    "unicornn-psmnist": Anchor(points=1),
+    "lem-adding-T2000": Anchor(points=25),  # iterations 1, 101, ..., 2401
+}
+
+
+def load_log(name: str, points: int | None = None) -> pd.DataFrame:
+    """The first ``points`` logged points of the anchor's headline series: the log's first
+    metric on its first split (a log may carry others, e.g. IndRNN's accuracy under batch
+    statistics and its test accuracy at each learning-rate decay)."""
+    path = ANCHORS_DIR / f"{name}.csv"
+    try:
+        log = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise SuiteError(f"anchor log {path} is unreadable ({exc})") from None
+    need = {"point_kind", "point", "value", "metric", "split"}
+    if not need <= set(log.columns) or log.empty or log.point_kind.nunique() != 1:
+        raise SuiteError(f"anchor log {path} needs columns {sorted(need)} and one point_kind")
+    log = log[(log.metric == log.metric.iloc[0]) & (log.split == log.split.iloc[0])]
+    log = log.sort_values("point").reset_index(drop=True)
+    return log if points is None else log.iloc[:points]
+
+
+def validation_steps(name: str, anchor: Anchor) -> tuple[str, int, dict[float, int]]:
+    """(point kind, validation interval, logged point -> our validation step or epoch).
+
+    Epoch points are epochs 1, 2, ...; iteration points are evenly spaced, every
+    ``interval`` steps from the first, or from 1 when the authors validated after step 1
+    and every ``interval`` after (LEM's adding logs: 1, 101, 201, ...). Ours validate
+    after every ``interval`` steps, so such a point p is held against our step p − 1 and
+    the first point, after one step, has no match."""
+    log = load_log(name, anchor.points)
+    points = [float(p) for p in log.point]
+    if log.point_kind.iloc[0] == "epoch":
+        if points != [float(i) for i in range(1, len(points) + 1)]:
+            raise SuiteError(f"anchor {name}: epoch points must be 1, 2, ... (got {points})")
+        return "epoch", 1, {p: int(p) for p in points}
+    offset = 1 if points[0] == 1 and len(points) > 1 else 0
+    interval = int(points[1] - points[0]) if offset else int(points[0])
+    if any(int(p) != offset + interval * (i + 1 - offset) for i, p in enumerate(points)):
+        raise SuiteError(f"anchor {name}: iteration points must be evenly spaced (got {points})")
+    return "iteration", interval, {p: int(p) - offset for p in points if int(p) - offset > 0}
+
+
+def budget_sets(name: str, anchor: Anchor) -> list[str]:
+    """The recipe's budget cut to the anchor's first points, validated at exactly those."""
+    kind, interval, steps = validation_steps(name, anchor)
+    if kind == "epoch":
+        return [f"epochs={max(steps.values())}.0", "eval_every_epochs=1.0"]
+    return ["epochs=none", f"steps={max(steps.values())}", f"eval_every={interval}"]
+
+
+def configs(names: list[str]):
+    from suite.recipes import recipe_config
+
+    return [(name, recipe_config(name, budget_sets(name, ANCHORS[name]), seed=seed))
+            for name in names for seed in ANCHORS[name].seeds]
+
+
+def _ours(record_path: Path, kind: str, per_epoch: int | None, scale: float) -> dict[float, float]:
+    """Our validation metric at each validation step, keyed by the log's point unit."""
+    curves = pd.read_csv(record_path / "curves.csv")
+    val = curves[curves.split == "val"]
+    unit = per_epoch if kind == "epoch" else 1
+    return {step // unit: metric * scale for step, metric in zip(val.step, val.metric) if step % unit == 0}
+
+
+def _tolerance(sigma: float | None, n: int, kind: str) -> float | None:
+    if sigma is None or math.isnan(sigma):
+        return None
+    tol = 2 * sigma * math.sqrt(1 + 1 / max(n, 1))
+    return max(tol, FLOOR) if kind == "epoch" else tol
+
+
+def build_rows(names: list[str], runs_root: Path) -> pd.DataFrame:
+    """One row per (anchor, logged point): theirs, ours (each seed), the verdict."""
+    from suite import records
+    from suite.build import resolve
+
+    by_hash = {rec["config_hash"]: (path, rec) for path, rec in records.iter_records(runs_root)}
+    rows = []
+    for name in names:
+        log = load_log(name, ANCHORS[name].points)
+        kind, _, ours_at = validation_steps(name, ANCHORS[name])
+        scale = 100.0 if log.metric.iloc[0] == "accuracy" else 1.0
+        seeds_values: list[dict[float, float]] = []
+        for _, cfg in configs([name]):
+            hit = by_hash.get(resolve(cfg).hash)
+            if hit is not None:
+                path, rec = hit
+                seeds_values.append(_ours(path, kind, rec["task_info"]["steps_per_epoch"], scale))
+        for _, point in log.iterrows():
+            at = ours_at.get(float(point.point))
+            ours = [v[at] for v in seeds_values if at in v]
+            rows.append({"anchor": name, "point_kind": kind, "point": point.point, "metric": point.metric,
+                         "theirs": point.value, "ours_seeds": ours})
+    frame = pd.DataFrame(rows)
+    return _verdicts(frame)
+
+
+def _verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    def stats(values):
+        if not values:
+            return math.nan, math.nan
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+        return mean, std
+
+    frame[["ours_mean", "ours_std"]] = frame.ours_seeds.apply(lambda v: pd.Series(stats(v)))
+    frame["n"] = frame.ours_seeds.map(len)
+    reference = frame[(frame.anchor == REFERENCE) & (frame.n >= 3)].set_index("point").ours_std
+    verdicts, tolerances, sigmas = [], [], []
+    for _, row in frame.iterrows():
+        sigma = row.ours_std if row.n >= 3 else (reference.get(row.point) if row.point_kind == "epoch" else None)
+        tol = _tolerance(sigma, row.n, row.point_kind) if row.n else None
+        diff = row.ours_mean - row.theirs
+        if row.n == 0:
+            verdict = "not run"
+        elif tol is None:
+            verdict = "no tolerance (needs 3 seeds)"
+        else:
+            verdict = "pass" if abs(diff) <= tol else "FAIL"
+        verdicts.append(verdict)
+        tolerances.append(tol)
+        sigmas.append(sigma)
+    frame["sigma"], frame["tolerance"], frame["verdict"] = sigmas, tolerances, verdicts
+    frame["difference"] = frame.ours_mean - frame.theirs
+    return frame
+
+
+HEADER = """# Sanity table: published recipes for their first epochs against the authors' logs
+
+Each row: one point the authors logged for the run behind a published number, their
+value, ours (mean ± std over our seeds, each seed listed), the difference and the
+verdict. Every anchor is a single run of the authors', their best one, so an
+optimistic anchor. Verdict: pass when |ours − theirs| ≤ 2·σ·√(1 + 1/n), with σ the
+seed-to-seed standard deviation we measured at that point (3 seeds of the anchor
+itself, or of `{reference}` at the same epoch for the accuracy anchors run with fewer
+seeds) and n our number of seeds; never below {floor:g} pp for accuracy. A row with no
+measured σ says so instead of passing. Runs: the recipe as published except its budget
+(cut to the logged points); `rnnsuite recipes NAME` prints each recipe with its sources,
+`rnnsuite paper sanity --anchors NAME` reruns a row's cells.
+
+"""
+
+
+def render(frame: pd.DataFrame) -> pd.DataFrame:
+    def num(v, fmt):
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+    return pd.DataFrame({
+        "anchor": frame.anchor, "point": frame.point_kind + " " + frame.point.map(lambda p: f"{p:g}"),
+        "metric": frame.metric, "theirs": frame.theirs.map(lambda v: f"{v:g}"),
+        "ours (mean ± std)": [f"{m:.2f} ± {num(s, '.2f')}" if n else "—"
+                              for m, s, n in zip(frame.ours_mean, frame.ours_std, frame.n)],
+        "seeds": frame.ours_seeds.map(lambda v: ", ".join(f"{x:.2f}" for x in v) or "—"),
+        "difference": frame.difference.map(lambda v: num(v, "+.2f")),
+        "σ": frame.sigma.map(lambda v: num(v, ".2f")),
+        "tolerance": frame.tolerance.map(lambda v: num(v, ".2f")),
+        "verdict": frame.verdict,
+        "note": frame.anchor.map(lambda a: ANCHORS[a].note),
+    })
+
+
+def figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from suite.report import _save
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, g in frame.groupby("anchor"):
+        fig, axis = plt.subplots(figsize=(6, 4))
+        axis.plot(g.point, g.theirs, "k-o", label="authors' log (one run)")
+        n = max(g.n.max(), 0)
+        for i in range(n):
+            ours = [(p, v[i]) for p, v in zip(g.point, g.ours_seeds) if len(v) > i]
+            axis.plot([p for p, _ in ours], [v for _, v in ours], "--s", alpha=0.8, label=f"ours, seed {i + 1}")
+        axis.set_xlabel(g.point_kind.iloc[0])
+        axis.set_ylabel(f"validation {g.metric.iloc[0]}")
+        axis.set_title(f"{name}: first {len(g)} logged points")
+        axis.legend()
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / f"{name}.png"))
+        plt.close(fig)
+    return written
+
+
+def write_table(names: list[str], runs_root: Path, out: Path) -> Path:
+    frame = build_rows(names, runs_root)
+    table = render(frame)
+    text = HEADER.format(reference=REFERENCE, floor=FLOOR) + table.to_markdown(index=False) + "\n"
+    write_text_atomic(out / "sanity.md", text)
+    flat = frame.assign(ours_seeds=frame.ours_seeds.map(lambda v: ";".join(f"{x!r}" for x in v)))
+    write_text_atomic(out / "sanity.csv", flat.to_csv(index=False))
+    for path in figures(frame, out / "figures" / "sanity"):
+        print(f"figure: {path}")
+    print(text)
+    return out / "sanity.md"
+
+
+def run_table(anchors: str | None, *, runs: Path = RUNS, out: Path = OUT, data_dir: str | None = None,
+              quiet: bool = False) -> int:
+    """Run every cell of the chosen anchors that is not complete, then write the table
+    (of every anchor: those not run show as such)."""
+    from suite.build import resolve
+    from suite.cli import run_cells
+    from suite.records import check_writable
+
+    names = list(ANCHORS) if anchors is None else [a.strip() for a in anchors.split(",") if a.strip()]
+    unknown = [n for n in names if n not in ANCHORS]
+    if unknown:
+        raise SuiteError(f"unknown anchor {unknown[0]!r} (valid: {', '.join(ANCHORS)})")
+    cells = [cfg for _, cfg in configs(names)]
+    for cfg in cells:
+        resolve(cfg)  # every cell checked before the first runs
+    check_writable(runs), check_writable(out)
+    counts = run_cells(cells, runs, label="paper sanity", quiet=quiet, data_dir=data_dir)
+    write_table(list(ANCHORS), runs, out)
+    return 1 if counts["failed"] else 0

@@ -1,0 +1,103 @@
+"""Sizes checked before a run builds anything: the probe and training batches against
+the task's splits, and the memory the run needs against what its device has.
+
+The memory estimate is a floor, not a forecast: the parameters (counted on a model
+built on torch's "meta" device, which allocates nothing) with their gradients, the
+optimizer's state and the best-validation copy; the features of every step of one
+training batch, which the backward pass keeps; one training input batch; and the
+fixed validation and test sets. A run refused here could not have run; a run that
+passes may still need more (each model keeps its own intermediate values).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from suite.registry import SuiteError
+
+# tensors of the same size as the parameters, besides the parameters themselves
+OPTIMIZER_COPIES = {"adam": 2, "rmsprop": 1, "sgd": 0}  # Adam: two moments; RMSprop: the square average
+
+
+def check_sizes(cfg, task, device: torch.device) -> None:
+    """Refuse a probe or training batch larger than its split, and a run whose memory
+    floor exceeds the device's memory. ``cfg`` is a validated RunConfig."""
+    val, train = task.split_size("val"), task.split_size("train")
+    if val is not None and cfg.probe_batch > val:
+        raise SuiteError(f"probe_batch={cfg.probe_batch} exceeds the {val} validation examples of {cfg.task} "
+                         f"(the probe uses the first ones): use probe_batch <= {val}")
+    if train is not None and cfg.batch_size > train:
+        raise SuiteError(f"batch_size={cfg.batch_size} exceeds the {train} training examples of {cfg.task}: "
+                         f"use batch_size <= {train}")
+    need = memory_floor(cfg, task)
+    have, where = device_memory(device)
+    if have is not None and sum(need.values()) > have:
+        parts = ", ".join(f"{what} {human(n)}" for what, n in need.items() if n)
+        raise SuiteError(f"{cfg.model} on {cfg.task} (hidden_size={cfg.hidden_size}, batch_size={cfg.batch_size}, "
+                         f"sequence length {task.seq_len}) needs at least {human(sum(need.values()))} of memory "
+                         f"({parts}), more than the {human(have)} of {where}: use smaller sizes")
+
+
+def memory_floor(cfg, task) -> dict[str, int]:
+    """Bytes that a training step holds at once, at least, by what holds them."""
+    width = 8 if cfg.dtype == "float64" else 4
+    n_params, features = _count_parameters(cfg, task)
+    copies = 2 + OPTIMIZER_COPIES[cfg.optimizer]  # the parameters and their gradients, then the optimizer's
+    copies += int(cfg.optimizer != "adam" and getattr(cfg, "momentum", 0) > 0)  # a momentum buffer
+    copies += int(cfg.selection == "best_val")  # the best validation weights, kept for the test
+    fixed = sum(task.split_size(s) or 0 for s in ("val", "test"))
+    return {
+        "parameters, gradients and optimizer state": n_params * width * copies,
+        "features of one batch": cfg.batch_size * task.seq_len * features * width,
+        "one input batch": cfg.batch_size * task.seq_len * task.input_size * width,
+        "validation and test inputs": fixed * task.seq_len * task.input_size * 4,  # float32 as the tasks keep them
+    }
+
+
+def _count_parameters(cfg, task) -> tuple[int, int]:
+    """(parameter count, feature width) of the model, built on the meta device; a model
+    whose constructor cannot run there counts no parameters and its hidden size as width."""
+    from suite.build import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(cfg.model, input_size=task.input_size, output_size=task.output_size,
+                                hidden_size=cfg.hidden_size, **cfg.model_params)
+    except SuiteError:
+        raise
+    except Exception:  # an operation without a meta kernel, or sizes beyond what torch can index
+        return 0, cfg.hidden_size
+    return sum(p.numel() for p in model.parameters()), model.feature_size
+
+
+def device_memory(device: torch.device) -> tuple[int | None, str]:
+    """(bytes, description) of the memory a run on ``device`` can use; None if unknown."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return props.total_memory, f"{props.name} ({device})"
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # "max" or a huge number: no limit
+            limits.append(int(text))
+    return (min(limits), "this machine's memory (cpu)") if limits else (None, "")
+
+
+def human(n: float) -> str:
+    """Bytes in binary units: ``human(3 * 2**40) == "3.0 TiB"``."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+    for unit in units[:-1]:
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} {units[-1]}"

@@ -1,0 +1,134 @@
+"""The training-step time of every registered model against ``torch.nn.LSTM``, side by side
+in one process, with each cell's FLOP floor beside its ratio.
+
+    python -m tests.benchmarks.cell_table                     # every model, B=64, T=784, H=128
+    python -m tests.benchmarks.cell_table --models lem unicornn --rounds 7 --threads 2
+
+One training step = forward, readout at the last step, cross-entropy, backward, Adam
+step (the sequential-MNIST shape: 1 input, 10 classes). Rounds are interleaved: each
+round times every model once, ``lstm`` included, so a load change on a shared machine
+hits all models alike; the table gives medians over rounds and each median's ratio to
+the LSTM median. Timing only: nothing here asserts a speed.
+
+The floor is the cell's recurrent matrix products per step relative to the LSTM's
+(4H×H, i.e. 8H² FLOPs forward): a fused cell that costs only its products runs at that
+fraction of the LSTM step. "element-wise" cells have no recurrent matrix product; their
+time is the input maps (batched over all steps) and the per-step element-wise work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+import suite
+
+# recurrent products per step / the LSTM's 4H×H; None: element-wise recurrence
+FLOORS: dict[str, float | None] = {
+    "lstm": 1.0, "gru": 0.75,
+    "hrnn": 0.5, "hdnn-h1-j1": 0.5, "hdnn-h1-j2": 0.5, "hdnn-h2": 0.5,
+    "hdnn-ms1": 0.5, "hdnn-ms2": 0.5, "hdnn-ms3": 0.5,
+    "lem": 1.0,  # [W₁; W₂; W_z] y (3H×H) and W_y z (H×H)
+    "cornn": 0.5,  # [W 𝒲] [y; z] (H×2H)
+    "lipschitz": 0.5,  # A_β h and W_β h
+    "antisymmetric": 0.25, "antisymmetric-gated": 0.25,  # one A h serves both gates
+    "exprnn": 0.25,  # B h
+    "indrnn": None, "unicornn": None,
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def make_step(name: str, shape: dict, hparams: dict):
+    torch.manual_seed(0)
+    model = suite.build_model(name, input_size=shape["input_size"], output_size=shape["classes"],
+                              hidden_size=shape["hidden"], seq_len=shape["seq_len"], **hparams)
+    x = torch.randn(shape["batch"], shape["seq_len"], shape["input_size"])
+    y = torch.randint(0, shape["classes"], (shape["batch"],))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def train_step():
+        loss = torch.nn.functional.cross_entropy(model.readout(model(x)[:, -1]), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return train_step
+
+
+def measure(labels: dict[str, tuple[str, dict]], shape: dict, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per training step, ``rounds`` interleaved timings per label."""
+    steps = {label: make_step(name, shape, hp) for label, (name, hp) in labels.items()}
+    times: dict[str, list[float]] = {label: [] for label in steps}
+    for r in range(warmup + rounds):
+        for label, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if r >= warmup:
+                times[label].append(time.perf_counter() - start)
+    return times
+
+
+def table(times: dict[str, list[float]], labels: dict[str, tuple[str, dict]]) -> str:
+    ref = statistics.median(times["lstm"])
+    rows = ["| model | median ms | ratio to nn.LSTM | FLOP floor |", "|---|---|---|---|"]
+    for label, ts in times.items():
+        med = statistics.median(ts)
+        floor = FLOORS.get(labels[label][0], "?")
+        floor_text = "element-wise" if floor is None else f"{floor:.2f}" if isinstance(floor, float) else floor
+        rows.append(f"| {label} | {1e3 * med:.0f} | {med / ref:.2f} | {floor_text} |")
+    return "\n".join(rows)
+
+
+def parse_labels(models: list[str], extra: list[str]) -> dict[str, tuple[str, dict]]:
+    """``lstm`` first, then the models; ``--variant name:key=value,...`` adds a labelled variant."""
+    labels: dict[str, tuple[str, dict]] = {"lstm": ("lstm", {})}
+    for name in models:
+        labels.setdefault(name, (name, {}))
+    for spec in extra:
+        name, _, rest = spec.partition(":")
+        hp = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+        labels[f"{name} ({rest})"] = (name, hp)
+    return labels
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.cell_table", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                   help="also time a model with these hyperparameters, e.g. unicornn:reversible=true")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seq-len", type=int, default=784)
+    p.add_argument("--hidden", type=int, default=128)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = {"batch": args.batch, "seq_len": args.seq_len, "hidden": args.hidden, "input_size": 1, "classes": 10}
+    labels = parse_labels(args.models if args.models is not None else suite.list_models(), args.variant)
+    times = measure(labels, shape, args.rounds)
+    head = (f"{datetime.date.today().isoformat()}, {machine()}; B={args.batch}, T={args.seq_len}, "
+            f"H={args.hidden}, 1 input, Adam; medians of {args.rounds} interleaved rounds\n"
+            f"command: python -m tests.benchmarks.cell_table {' '.join(argv if argv is not None else sys.argv[1:])}")
+    out = head + "\n\n" + table(times, labels)
+    print(out, flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
