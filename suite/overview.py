@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite import records
+from suite.report import _save
 
 
 def learned(test: float, baseline: float | None, higher: bool) -> bool:
@@ -74,13 +74,7 @@ def overview_figure(summary: pd.DataFrame, runs: pd.DataFrame, path: Path) -> Pa
         ax_ratio.set_title("hidden-state gradient over the sequence", fontsize=10)
         ax_ratio.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise records.write_error("the figure", path, exc) from None
+        return _save(fig, path)
     finally:
         plt.close(fig)
-    return path

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite import records
+from suite import records, report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +60,7 @@ def recipe_table(runs: pd.DataFrame) -> pd.DataFrame:
         recipe = get_recipe(name)
         metric = recs[0]["task_info"]["metric"]
         tests = [_scaled(r["metrics"]["test"], metric) for r in recs if r["status"] == "ok"]
-        mean = sum(tests) / len(tests) if tests else math.nan
-        std = math.sqrt(sum((t - mean) ** 2 for t in tests) / (len(tests) - 1)) if len(tests) > 1 else 0.0
+        mean, std = report._mean_std(pd.Series(tests, dtype=float))  # the report's one rule for mean ± std
         comparable = recipe.published is not None and recipe.metric == metric
         changed = sorted({k for r in recs for k in overridden(r["provenance"])})
         rows.append({
