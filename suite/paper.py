@@ -195,6 +195,7 @@ DELEGATED: dict[str, dict] = {
     "tuning": {
         "title": "Heuristic against Optuna-tuned baselines, with tuning cost (rnnsuite tune, report --tuning)",
         "cost": "quick: 4 trials x 4 models on adding T = 20 (150 steps each), about 30 s on 2 CPU cores; "
+                "medium (suite/tuning_table.py): CPU-hours per cell, measured in its table's header; "
                 "full: 50 trials per model at the smnist table's budget, days of GPU time",
         "quick": [["tune", "--task", "adding", "--model", m, "--trials", "4", "--budget", "150",
                    "--set", "task.T=20", "--set", "hidden_size=32", "--set", "eval_every=50",
@@ -248,6 +249,19 @@ def cmd_paper(args) -> int:
             raise SuiteError("table 'sanity' takes no --models or --set: each anchor runs its published recipe")
         return sanity.run_table(args.anchors, runs=Path(args.runs).parent / "sanity", out=Path(args.out),
                                 data_dir=args.data_dir, quiet=args.quiet)
+    if args.profile == "medium":
+        if args.table != "tuning":
+            raise SuiteError(f"profile 'medium' exists for the table 'tuning' only "
+                             f"(table {args.table!r}: quick or full)")
+        if args.models or args.sets:
+            raise SuiteError("table 'tuning' takes no --models or --set: its medium profile's cells are "
+                             "suite.tuning_table.CELLS")
+        from suite import tuning_table
+
+        return tuning_table.run_table(args.cells, out=Path(args.out) / "tuning-medium", data_dir=args.data_dir,
+                                      quiet=args.quiet)
+    if args.cells:
+        raise SuiteError("--cells names cells of the medium tuning table (rnnsuite paper tuning --profile medium)")
     if args.table in DELEGATED:
         if args.models or args.sets:
             raise SuiteError(f"table {args.table!r} takes no --models or --set: it runs its own command")
@@ -300,7 +314,9 @@ def add_command(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("table", help=f"one of: {', '.join([*TABLES, *DELEGATED, 'sanity'])}")
     p.add_argument("--anchors", help="sanity table only: comma-separated anchors (default: every anchor)")
-    p.add_argument("--profile", choices=["quick", "full"], default="quick")
+    p.add_argument("--profile", choices=["quick", "medium", "full"], default="quick",
+                   help="medium: the tuning table only (suite/tuning_table.py)")
+    p.add_argument("--cells", help="medium tuning table only: comma-separated cells (default: every cell)")
     p.add_argument("--models", help="comma-separated models (default: every registered model)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--runs", default="results/runs/paper")

@@ -39,7 +39,7 @@ def test_recipe_resolves_and_every_value_has_a_source_or_a_reason(name):
         kind, text = recipe.cites[key]
         assert kind in ("source", "unknown") and len(text) > 5, f"{name}: {key} cites nothing"
         resolved_value = flat[key]
-        expected = tuple(value) if isinstance(value, list) else value
+        expected = tuple(value) if isinstance(value, list) else (None if value == "none" else value)
         assert resolved_value == pytest.approx(expected), f"{name}: {key} resolved to {resolved_value!r}"
     assert resolved.provenance["recipe"] == name
     assert all(o == "recipe" for o in resolved.provenance["origins"].values())

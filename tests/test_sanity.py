@@ -1,0 +1,94 @@
+"""The sanity table (suite.sanity): every anchor's log loads and its recipe resolves at the
+logged budget, logged points map onto our validation steps, the verdict follows the rule
+its header states, and the committed table is what the committed records give. No
+training: seconds."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from suite import sanity
+from suite.build import resolve
+from suite.cli import main
+from suite.registry import SuiteError
+
+
+@pytest.mark.parametrize("name", list(sanity.ANCHORS))
+def test_every_anchor_resolves_at_its_logged_budget(name):
+    anchor = sanity.ANCHORS[name]
+    log = sanity.load_log(name, anchor.points)
+    assert len(log) == anchor.points and log.metric.nunique() == 1
+    cells = sanity.configs([name])
+    assert [cfg.seed for _, cfg in cells] == list(anchor.seeds)
+    for _, cfg in cells:
+        assert cfg.recipe == name
+        resolve(cfg)
+    kind, interval, steps = sanity.validation_steps(name, anchor)
+    if kind == "epoch":
+        assert cells[0][1].epochs == anchor.points and steps == {float(p): p for p in range(1, anchor.points + 1)}
+    else:
+        assert cells[0][1].steps == max(steps.values()) and cells[0][1].eval_every == interval
+
+
+def test_iteration_points_map_onto_our_validation_steps():
+    # LEM's adding log validates after the step of iterations 0, 100, ... (after 1, 101, ... steps)
+    kind, interval, steps = sanity.validation_steps("lem-adding-T2000", sanity.ANCHORS["lem-adding-T2000"])
+    assert (kind, interval) == ("iteration", 100)
+    assert 1.0 not in steps and steps[101.0] == 100 and steps[2401.0] == 2400
+    kind, interval, steps = sanity.validation_steps("indrnn-smnist", sanity.ANCHORS["indrnn-smnist"])
+    assert (kind, interval, steps) == ("iteration", 1700, {1700.0: 1700, 3400.0: 3400, 5100.0: 5100})
+
+
+def _frame(rows):
+    return sanity._verdicts(pd.DataFrame(rows, columns=["anchor", "point_kind", "point", "metric", "theirs",
+                                                        "ours_seeds"]))
+
+
+def test_verdict_rule_and_borrowed_spread():
+    ref = [(sanity.REFERENCE, "epoch", e, "accuracy", 90.0, [90.0, 92.0, 94.0]) for e in (1.0, 2.0, 3.0)]
+    frame = _frame(ref + [
+        ("cornn-smnist", "epoch", 2.0, "accuracy", 60.0, [63.0]),        # σ 2 borrowed: tol 2·2·√2 = 5.66
+        ("cornn-smnist", "epoch", 3.0, "accuracy", 60.0, [67.0]),        # 7 > 5.66
+        ("indrnn-smnist", "iteration", 3400.0, "accuracy", 85.0, [86.0]),  # 3400/1782 -> epoch 2
+        ("lem-adding-T2000", "iteration", 101.0, "mse", 0.17, [0.16]),     # no σ to borrow
+        ("lem-psmnist", "epoch", 1.0, "accuracy", 63.9, []),
+    ])
+    by = frame.set_index(["anchor", "point"])
+    assert by.loc[(sanity.REFERENCE, 1.0)].sigma == pytest.approx(2.0)
+    # the reference's own rows: n = 3, tolerance 2·2·√(4/3) = 4.62, |92 − 90| passes
+    assert by.loc[(sanity.REFERENCE, 1.0)].tolerance == pytest.approx(4 * math.sqrt(4 / 3))
+    assert by.loc[(sanity.REFERENCE, 1.0)].verdict == "pass"
+    assert by.loc[("cornn-smnist", 2.0)].tolerance == pytest.approx(4 * math.sqrt(2))
+    assert by.loc[("cornn-smnist", 2.0)].verdict == "pass"
+    assert by.loc[("cornn-smnist", 3.0)].verdict == "FAIL"
+    assert by.loc[("indrnn-smnist", 3400.0)].sigma == pytest.approx(2.0)
+    assert by.loc[("lem-adding-T2000", 101.0)].verdict == "no tolerance (needs 3 seeds)"
+    assert by.loc[("lem-psmnist", 1.0)].verdict == "not run"
+
+
+def test_accuracy_tolerance_has_a_floor():
+    same = [(sanity.REFERENCE, "epoch", 1.0, "accuracy", 90.0, [90.0, 90.1, 89.9])]
+    frame = _frame(same + [("cornn-smnist", "epoch", 1.0, "accuracy", 90.0, [90.9])])
+    assert frame.tolerance.min() == sanity.FLOOR
+    assert frame.verdict.tolist() == ["pass", "pass"]
+
+
+def test_unknown_anchor_is_one_line(capsys):
+    assert main(["paper", "sanity", "--anchors", "lem-smnist,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown anchor 'nope'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SuiteError, match="unknown anchor"):
+        sanity.run_table("nope")
+
+
+def test_committed_table_is_built_from_the_committed_records():
+    committed = pd.read_csv(sanity.OUT / "sanity.csv")
+    rebuilt = sanity.build_rows(list(sanity.ANCHORS), sanity.RUNS)
+    assert list(rebuilt.anchor) == list(committed.anchor) and list(rebuilt.point) == list(committed.point)
+    for got, want, verdict in zip(rebuilt.ours_seeds, committed.ours_seeds.fillna(""), committed.verdict):
+        want = [float(v) for v in str(want).split(";") if v]
+        assert got == pytest.approx(want), "results/tables/sanity.csv is not what the committed records give"
+    assert list(rebuilt.verdict) == list(committed.verdict)

@@ -1,0 +1,108 @@
+"""The medium tuning table (suite.tuning_table, suite.tuning_verdict) on a tiny profile:
+every configuration runs on every eval seed, the verdicts follow their stated rule, a
+rerun (also from a fresh clone, without the Optuna database) trains nothing, and bad
+input is one line. About a minute."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+import pytest
+import torch
+
+from suite import tune, tuning_table, tuning_verdict
+from suite.cli import main
+
+TINY = ("task.T=6", "hidden_size=8", "batch_size=16", "steps=20", "eval_every=10", "task.n_val=50",
+        "task.n_test=50", "probes=1")
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    cell = tuning_table.Cell(task="adding", sets=TINY, target=0.2, recipes=("cornn-adding-T100",),
+                             budget_note="tiny, for the test")
+    monkeypatch.setattr(tuning_table, "CELLS", {"tiny": cell})
+    monkeypatch.setattr(tuning_verdict, "CELLS", {"tiny": cell})
+    profile = tuning_table.Profile(trials=2, lr_trials=2, eval_seeds=3, dt_grid=(0.05, 0.5))
+    monkeypatch.setattr(tuning_table, "PROFILE", profile)
+    monkeypatch.setattr(tuning_verdict, "PROFILE", profile)
+    monkeypatch.setattr(tuning_table, "TUNED_MODELS", ("gru",))
+    monkeypatch.setenv("RNNSUITE_TUNED_DIR", str(tmp_path / "tuned"))
+    return tmp_path / "tuning-medium"
+
+
+def _row(mean, std, n, higher=False):
+    return pd.Series({"mean": mean, "std": std, "n": n, "higher_is_better": higher})
+
+
+def test_verdict_rule():
+    # lower is better: 0.10 ± 0.01 against 0.20 ± 0.01 over 3 seeds is far beyond 2 standard errors
+    assert tuning_verdict.compare(_row(0.10, 0.01, 3), _row(0.20, 0.01, 3)) == "beats"
+    assert tuning_verdict.compare(_row(0.20, 0.01, 3), _row(0.10, 0.01, 3)) == "loses to"
+    # se = sqrt(2 * 0.05^2 / 3) = 0.041; a difference of 0.05 is within 2 se
+    assert tuning_verdict.compare(_row(0.15, 0.05, 3), _row(0.10, 0.05, 3)) == "ties"
+    assert tuning_verdict.compare(_row(0.10, 0.01, 2), _row(0.20, 0.01, 3)) is None
+    # higher is better flips the sign
+    assert tuning_verdict.compare(_row(0.9, 0.01, 3, True), _row(0.5, 0.01, 3, True)) == "beats"
+
+
+def test_lr_only_study_fixes_every_other_searched_key():
+    spec = tuning_table.studies("adding-T100")[0]
+    assert spec.study_name == "adding-T100-hrnn-lr"
+    assert tune.search_space("hrnn", spec.sets) == {"lr": ("log", 1e-4, 1e-2)}
+    assert "model.dt=heuristic" in spec.sets
+
+
+def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, capsys):
+    assert tuning_table.run_table(None, out=tiny) == 0
+    frame = pd.read_csv(tiny / "tuning.csv")
+    expected = {("hrnn", "heuristic"), ("hrnn", "heuristic Δt, Optuna lr (2 trials)"), ("hdnn-h2", "heuristic"),
+                ("gru", "defaults"), ("gru", "Optuna (2 trials)"), ("cornn", "authors' recipe cornn-adding-T100"),
+                ("hrnn", "fixed Δt = 0.05"), ("hrnn", "fixed Δt = 0.5")}
+    assert set(zip(frame.model, frame.chosen)) == expected
+    assert (frame.n + frame.diverged == 3).all() and (frame.planned == 3).all()
+    heuristic = frame[frame.role == "heuristic"]
+    for verdict in heuristic.verdict:
+        for part in verdict.split("; "):
+            assert re.fullmatch(r"(beats|ties|loses to|no verdict yet) (gru|cornn)(, (gru|cornn))?", part), verdict
+    # the verdict is the rule applied to the rows it names
+    h = heuristic[heuristic.model == "hdnn-h2"].iloc[0]
+    b = frame[frame.chosen == "Optuna (2 trials)"].iloc[0]
+    if h.n == 3 and b.n == 3:
+        assert f"{tuning_verdict.compare(h, b)} " in h.verdict
+    tuned = frame[frame.chosen.str.startswith("Optuna")].iloc[0]
+    assert tuned.choose_s > 0  # trial compute is counted
+    text = (tiny / "tuning.md").read_text()
+    assert "## tiny: adding" in text and "Regret of the heuristic: its Δt =" in text
+    assert (tiny / "figures" / "regret_tiny.png").is_file()
+
+    # a rerun from a fresh clone (no Optuna database, no checkpoints): nothing is trained again
+    (tiny / "tiny" / "optuna.db").unlink()
+    monkeypatch.setattr(tune, "tune", lambda spec: pytest.fail(f"study {spec.study_name} searched again"))
+    before = {p: p.stat().st_mtime_ns for p in tiny.rglob("record.json")}
+    assert len(before) == 3 * len(frame)
+    capsys.readouterr()
+    assert tuning_table.run_table(None, out=tiny) == 0
+    out = capsys.readouterr().out
+    assert "searching" not in out and "\n[1/3]" not in out  # no study searched, no cell line printed
+    assert {p: p.stat().st_mtime_ns for p in tiny.rglob("record.json")} == before
+    again = pd.read_csv(tiny / "tuning.csv")
+    pd.testing.assert_frame_equal(frame.drop(columns=["run_s", "total_s"]), again.drop(columns=["run_s", "total_s"]))
+
+
+def test_bad_input_is_one_line(capsys):
+    assert main(["paper", "smnist", "--profile", "medium"]) == 2
+    assert "profile 'medium' exists for the table 'tuning' only" in capsys.readouterr().err
+    assert main(["paper", "tuning", "--profile", "medium", "--cells", "adding-T7"]) == 2
+    assert "unknown cell 'adding-T7'" in capsys.readouterr().err
+    assert main(["paper", "adding", "--cells", "adding-T100"]) == 2
+    assert "--cells names cells of the medium tuning table" in capsys.readouterr().err
+
+
+def test_missing_study_shows_as_not_run(tiny):
+    frame = tuning_verdict.cell_rows("tiny", tiny)
+    assert set(frame[frame.n == 0].chosen) >= {"Optuna (2 trials)", "heuristic Δt, Optuna lr (2 trials)"}
+    assert all(math.isnan(v) for v in frame[frame.n == 0]["mean"])
