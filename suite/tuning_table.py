@@ -115,7 +115,9 @@ def studies(name: str, root: Path = OUT, data_dir: str | None = None, quiet: boo
     lr_sets = [*cell.sets, *_defaults_except(LR_ONLY, "lr")]
     specs.insert(0, TuneSpec(**{**common, "sets": lr_sets}, model=LR_ONLY, trials=PROFILE.lr_trials,
                              study=f"{name}-{LR_ONLY}-lr"))
-    return specs
+    # one journal file per study: studies of a cell can run in parallel processes
+    # (run_cell(only=...)), which one SQLite file is not safe for
+    return [dataclasses.replace(s, storage=f"journal:{root / name / s.study_name}.journal") for s in specs]
 
 
 @dataclasses.dataclass
@@ -202,20 +204,25 @@ def arms(name: str, root: Path = OUT) -> list[Arm]:
 
 # -- running ------------------------------------------------------------------------------------
 
-def run_cell(name: str, root: Path = OUT, data_dir: str | None = None, quiet: bool = False) -> int:
-    """Every study (skipped when finished: its evaluation runs still complete) and every plain run."""
+def run_cell(name: str, root: Path = OUT, data_dir: str | None = None, quiet: bool = False,
+             only: str | None = None) -> int:
+    """Every study (skipped when finished: its evaluation runs still complete) and every
+    plain run; ``only`` = a study name, or "runs" for the plain runs: one part, so that
+    several processes can share a cell."""
     from suite.cli import run_cells
     from suite.tune import evaluate, study_definition, tune
 
     failed = 0
     for spec in studies(name, root, data_dir):
+        if only is not None and only != spec.study_name:
+            continue
         summary = finished_summary(spec)
         print(f"[{name}] study {spec.study_name}: " + ("finished, evaluating" if summary else "searching"), flush=True)
         if summary is None:
             tune(spec)
         else:
             evaluate(spec, study_definition(spec), summary)
-    for arm in plain_arms(name, root):
+    for arm in plain_arms(name, root) if only in (None, "runs") else []:
         counts = run_cells(arm.configs, arm.out, label=f"[{name}] {arm.model}: {arm.chosen}", quiet=quiet,
                            data_dir=data_dir)
         failed += counts["failed"]

@@ -80,7 +80,10 @@ def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, caps
     assert (tiny / "figures" / "regret_tiny.png").is_file()
 
     # a rerun from a fresh clone (no Optuna database, no checkpoints): nothing is trained again
-    (tiny / "tiny" / "optuna.db").unlink()
+    journals = list((tiny / "tiny").glob("*.journal"))
+    assert len(journals) == 2  # one per study
+    for path in journals:
+        path.unlink()
     monkeypatch.setattr(tune, "tune", lambda spec: pytest.fail(f"study {spec.study_name} searched again"))
     before = {p: p.stat().st_mtime_ns for p in tiny.rglob("record.json")}
     assert len(before) == 3 * len(frame)
@@ -106,3 +109,12 @@ def test_missing_study_shows_as_not_run(tiny):
     frame = tuning_verdict.cell_rows("tiny", tiny)
     assert set(frame[frame.n == 0].chosen) >= {"Optuna (2 trials)", "heuristic Δt, Optuna lr (2 trials)"}
     assert all(math.isnan(v) for v in frame[frame.n == 0]["mean"])
+
+
+def test_a_cell_splits_between_processes(tiny):
+    """``only``: one study, or the plain runs, so that several processes share a cell."""
+    assert tuning_table.run_cell("tiny", tiny, only="runs") == 0
+    assert not list((tiny / "tiny").glob("*.journal"))  # no study touched
+    assert len(list((tiny / "tiny" / "runs").rglob("record.json"))) == 3 * 2  # hdnn-h2 and the recipe
+    assert tuning_table.run_cell("tiny", tiny, only="tiny-gru") == 0
+    assert [p.name for p in (tiny / "tiny").glob("*.journal")] == ["tiny-gru.journal"]
