@@ -10,10 +10,12 @@ round times every model once, ``lstm`` included, so a load change on a shared ma
 hits all models alike; the table gives medians over rounds and each median's ratio to
 the LSTM median. Timing only: nothing here asserts a speed.
 
-The floor is the cell's recurrent matrix products per step relative to the LSTM's
-(4H×H, i.e. 8H² FLOPs forward): a fused cell that costs only its products runs at that
-fraction of the LSTM step. "element-wise" cells have no recurrent matrix product; their
-time is the input maps (batched over all steps) and the per-step element-wise work.
+The floor is the cell's matrix products per step relative to the LSTM's (4H×H, i.e. 8H²
+FLOPs forward; its input map, 4H×1 at this shape, is negligible): a fused cell that
+costs only its products runs at that fraction of the LSTM step. Stacked cells count
+the input maps of their layers 2..L too (H×H each: batched over all steps, but FLOPs
+all the same): IndRNN's and UnICORNN's recurrences are element-wise, and their floors
+are their default depths' hidden input maps.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import torch
 
 import suite
 
-# recurrent products per step / the LSTM's 4H×H; None: element-wise recurrence
-FLOORS: dict[str, float | None] = {
+# matrix products per step / the LSTM's 4H×H (recurrent ones, and stacked layers' H×H input maps)
+FLOORS: dict[str, float] = {
     "lstm": 1.0, "gru": 0.75,
     "hrnn": 0.5, "hdnn-h1-j1": 0.5, "hdnn-h1-j2": 0.5, "hdnn-h2": 0.5,
     "hdnn-ms1": 0.5, "hdnn-ms2": 0.5, "hdnn-ms3": 0.5,
@@ -39,7 +41,8 @@ FLOORS: dict[str, float | None] = {
     "lipschitz": 0.5,  # A_β h and W_β h
     "antisymmetric": 0.25, "antisymmetric-gated": 0.25,  # one A h serves both gates
     "exprnn": 0.25,  # B h
-    "indrnn": None, "unicornn": None,
+    "indrnn": 1.25,  # element-wise recurrence; 6 layers: 5 input maps H×H (5H² against 4H²)
+    "unicornn": 0.5,  # element-wise recurrence; 3 layers: 2 input maps H×H
 }
 
 
@@ -89,7 +92,7 @@ def table(times: dict[str, list[float]], labels: dict[str, tuple[str, dict]]) ->
     for label, ts in times.items():
         med = statistics.median(ts)
         floor = FLOORS.get(labels[label][0], "?")
-        floor_text = "element-wise" if floor is None else f"{floor:.2f}" if isinstance(floor, float) else floor
+        floor_text = f"{floor:.2f}" if isinstance(floor, float) else floor
         rows.append(f"| {label} | {1e3 * med:.0f} | {med / ref:.2f} | {floor_text} |")
     return "\n".join(rows)
 
