@@ -145,10 +145,17 @@ def recipe_config(name: str, sets: list[str] = (), *, task: str | None = None, m
             raise SuiteError(f"--{what} {given} contradicts recipe {name!r}, which is {what} {own!r}; "
                              f"drop --{what} or choose another recipe")
     try:
-        return run_config(recipe.task, recipe.model, list(sets), device, seed,
-                          layers=(("recipe", recipe.sets()), *layers), recipe=name)
+        cfg = run_config(recipe.task, recipe.model, list(sets), device, seed,
+                         layers=(("recipe", recipe.sets()), *layers), recipe=name)
     except SuiteError as exc:
         raise SuiteError(f"recipe {name!r} ({recipe.file}): {exc}") from None
+    if (recipe.values.get("epochs") is not None and cfg.epochs is None and cfg.schedule == "milestones"
+            and cfg.origins.get("milestones") == "recipe"):
+        # milestones count epochs under an epochs budget and steps under a steps budget
+        raise SuiteError(f"recipe {name!r} decays the learning rate at epochs {list(cfg.milestones)}; with a steps "
+                         f"budget these would be read as steps: give --set milestones=... in steps, or "
+                         f"--set schedule=constant --set milestones=")
+    return cfg
 
 
 def check_all() -> list[str]:

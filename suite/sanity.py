@@ -108,10 +108,24 @@ def validation_steps(name: str, anchor: Anchor) -> tuple[str, int, dict[float, i
 
 def budget_sets(name: str, anchor: Anchor) -> list[str]:
     """The recipe's budget cut to the anchor's first points, validated at exactly those."""
+    from suite.recipes import get_recipe
+
     kind, interval, steps = validation_steps(name, anchor)
     if kind == "epoch":
         return [f"epochs={max(steps.values())}.0", "eval_every_epochs=1.0"]
-    return ["epochs=none", f"steps={max(steps.values())}", f"eval_every={interval}"]
+    budget = max(steps.values())
+    sets = ["epochs=none", f"steps={budget}", f"eval_every={interval}"]
+    values = get_recipe(name).values
+    if values.get("epochs") is not None and values.get("schedule") == "milestones":
+        # the recipe's milestones are epochs; under a steps budget they would be read as
+        # steps (IndRNN's decay after epoch 318.76 would fall at step 319): give them in steps
+        if anchor.iterations_per_epoch is None:
+            raise SuiteError(f"anchor {name}: its recipe decays at epochs {values['milestones']}; a steps budget "
+                             f"needs iterations_per_epoch to place them")
+        at = [round(m * anchor.iterations_per_epoch) for m in values["milestones"]]
+        inside = [m for m in at if m <= budget]
+        sets += [f"milestones={','.join(map(str, at))}"] if inside else ["schedule=constant", "milestones="]
+    return sets
 
 
 def configs(names: list[str]):

@@ -92,3 +92,17 @@ def test_committed_table_is_built_from_the_committed_records():
         want = [float(v) for v in str(want).split(";") if v]
         assert got == pytest.approx(want), "results/tables/sanity.csv is not what the committed records give"
     assert list(rebuilt.verdict) == list(committed.verdict)
+
+
+def test_an_epoch_recipe_cut_to_steps_keeps_its_schedule():
+    """IndRNN's recipe decays after epochs 318.76 and 368.39; cut to 5100 steps the cell must
+    train at the recipe's constant lr, not decay at steps 319 and 368 (which it once did)."""
+    (_, cfg), = sanity.configs(["indrnn-smnist"])
+    assert cfg.epochs is None and cfg.steps == 5100
+    assert cfg.schedule == "constant" and cfg.milestones == ()
+    from suite.recipes import recipe_config
+
+    with pytest.raises(SuiteError, match="would be read as steps"):
+        recipe_config("indrnn-smnist", ["epochs=none", "steps=5100"])
+    ok = recipe_config("indrnn-smnist", ["epochs=none", "steps=5100", "milestones=4000"])
+    assert ok.milestones == (4000.0,)
