@@ -153,6 +153,11 @@ def plain_arms(name: str, root: Path = OUT) -> list[Arm]:
     return arms
 
 
+def is_lr_only(spec) -> bool:
+    """Whether ``spec`` is the learning-rate-only study of ``LR_ONLY`` (its rows are heuristic rows)."""
+    return spec.model == LR_ONLY and spec.study_name.endswith(f"-{LR_ONLY}-lr")
+
+
 def study_file(spec) -> Path:
     return Path(spec.out) / spec.study_name / "study.json"
 
@@ -187,7 +192,7 @@ def study_arms(spec) -> list[Arm]:
     root = Path(spec.out) / spec.study_name
     best = [*spec.sets, *summary["sets"]]
     n = summary["summary"]["finished"]
-    lr_only = spec.study_name.endswith("-lr")
+    lr_only = is_lr_only(spec)
     tuned = Arm(spec.model, "heuristic" if lr_only else "tuned",
                 f"heuristic Δt, Optuna lr ({n} trials)" if lr_only else f"Optuna ({n} trials)",
                 [run_config(spec.task, spec.model, [*best, f"seed={s}"]) for s in eval_seeds],

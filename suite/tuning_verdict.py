@@ -24,7 +24,7 @@ import pandas as pd
 
 from suite import records
 from suite.records import write_text_atomic
-from suite.tuning_table import CELLS, OUT, PROFILE, Arm, arms, finished_summary, studies
+from suite.tuning_table import CELLS, OUT, PROFILE, Arm, arms, finished_summary, is_lr_only, studies
 
 TIE_SE = 2.0  # a difference within this many standard errors is a tie
 
@@ -91,7 +91,7 @@ def cell_rows(name: str, root: Path = OUT) -> pd.DataFrame:
     rows = [arm_row(name, arm) for arm in arms(name, root)]
     for spec in studies(name, root):  # a study not finished yet still shows, as a row not run
         if finished_summary(spec) is None:
-            lr_only = spec.study_name.endswith("-lr")
+            lr_only = is_lr_only(spec)
             rows.append({"cell": name, "model": spec.model, "role": "heuristic" if lr_only else "tuned",
                          "chosen": (f"heuristic Δt, Optuna lr ({spec.trials} trials)" if lr_only
                                     else f"Optuna ({spec.trials} trials)"),
