@@ -125,8 +125,8 @@ def regret(frame: pd.DataFrame) -> str:
     return (f"Regret of the heuristic: its Δt = {h['dt']:.3g} gives {h['mean']:.4g} ± {h['std']:.2g}; the best "
             f"fixed Δt of the sweep ({len(sweep)} of {len(PROFILE.dt_grid)} grid points run"
             + (f", {missing} missing" if missing else "")
-            + f") is Δt = {best['dt']:g} with {best['mean']:.4g} ± {best['std']:.2g}: the heuristic is "
-            f"{compare(h, best) or 'not comparable with'} the best grid point (a gap of {gap:.3g} in "
+            + f") is Δt = {best['dt']:g} with {best['mean']:.4g} ± {best['std']:.2g}: the heuristic "
+            f"{compare(h, best) or 'is not comparable with'} the best grid point (a gap of {gap:.3g} in "
             f"{h.metric}). Finding that point by grid search costs {len(sweep)} runs of one seed, about "
             f"{grid_s:.0f} CPU-s at the measured median run time; the heuristic cost {h.choose_s:.2f} s.")
 

@@ -76,6 +76,21 @@ def test_accuracy_tolerance_has_a_floor():
     assert frame.verdict.tolist() == ["pass", "pass"]
 
 
+def test_fresh_evaluation_sets_add_their_sampling_error_to_an_mse_tolerance():
+    # the adding anchor's authors test on 1000 fresh sequences, we on a fixed 1000: on the
+    # trivial plateau the seeds agree to 0.001, yet a 0.01 gap is sampling noise, not a failure
+    plateau = [0.175, 0.176, 0.174]
+    frame = _frame([("lem-adding-T2000", "iteration", 301.0, "mse", 0.166, plateau),
+                    ("lem-adding-T2000", "iteration", 1901.0, "mse", 0.006, plateau)])
+    sampling = math.hypot(sanity.sampling_error(0.166, 1000), sanity.sampling_error(0.175, 1000))
+    assert sampling == pytest.approx(math.sqrt(2) * math.hypot(0.166, 0.175) / math.sqrt(1000))
+    expected = 2 * math.sqrt(0.001**2 * (1 + 1 / 3) + sampling**2)
+    assert frame.tolerance.iloc[0] == pytest.approx(expected)
+    assert frame.verdict.tolist() == ["pass", "FAIL"]
+    # an anchor evaluated on a fixed set (eval_samples None) gets no such term
+    assert sanity.ANCHORS["lem-adding-T2000"].eval_samples == 1000 and sanity.ANCHORS["lem-smnist"].eval_samples is None
+
+
 def test_unknown_anchor_is_one_line(capsys):
     assert main(["paper", "sanity", "--anchors", "lem-smnist,nope"]) == 2
     err = capsys.readouterr().err
