@@ -208,7 +208,7 @@ def build_rows(names: list[str], runs_root: Path) -> pd.DataFrame:
             at = ours_at.get(float(point.point))
             ours = [v[at] for v in seeds_values if at in v]
             rows.append({"anchor": name, "point_kind": kind, "point": point.point, "metric": point.metric,
-                         "theirs": point.value, "ours_seeds": ours})
+                         "theirs": point.value, "ours_seeds": ours, "matched": at is not None})
     frame = pd.DataFrame(rows)
     return _verdicts(frame)
 
@@ -240,7 +240,9 @@ def _verdicts(frame: pd.DataFrame) -> pd.DataFrame:
                     if samples and row.n else 0.0)
         tol = _tolerance(sigma, row.n, row.point_kind, sampling) if row.n else None
         diff = row.ours_mean - row.theirs
-        if row.n == 0:
+        if not row.get("matched", True):
+            verdict = "no point of ours (logged after step 1; ours validate first after one interval)"
+        elif row.n == 0:
             verdict = "not run"
         elif tol is None:
             verdict = "no tolerance (needs 3 seeds)"
@@ -294,7 +296,7 @@ def notes(frame: pd.DataFrame) -> str:
     """Per anchor: how many of its points pass, and what we found out where some fail."""
     lines = ["", "## Per anchor", ""]
     for name, g in frame.groupby("anchor", sort=False):
-        run = g[g.verdict != "not run"]
+        run = g[g.n > 0]
         passed = int((run.verdict == "pass").sum())
         line = f"- **{name}**: {passed} of {len(run)} points run pass"
         if ANCHORS[name].note:
