@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from suite import cuda_graph
 from suite.config import PROVENANCE_FIELDS, RunConfig, build_config, config_hash, require
 from suite.registry import MODELS, TASKS, SuiteError
 from suite.sizes import check_sizes
@@ -73,6 +74,7 @@ def resolve(cfg: RunConfig) -> Resolved:
     task_cfg = build_config(task_cls.Config, cfg.task_params, prefix="task.")
     model_cfg = build_config(model_cls.Config, cfg.model_params, prefix="model.")
     device = resolve_device(cfg.device)
+    cuda_graph.requested()  # a malformed RNNSUITE_CUDA_GRAPHS fails here, before any file is written
     if cfg.epochs is not None:
         probe = task_cls(task_cfg)
         if probe.split_size("train") is None:

@@ -44,6 +44,7 @@ from suite import claims, probes, records
 from suite.build import Resolved, build_model, build_task, resolve
 from suite.checkpoint import Checkpoint
 from suite.config import RunConfig
+from suite.cuda_graph import TrainForward
 from suite.registry import SuiteError
 from suite.spec import Task
 
@@ -122,6 +123,8 @@ def eval_interval_of(cfg: dict, task: Task) -> int:
 
 
 def predict(model, task: Task, x: torch.Tensor) -> torch.Tensor:
+    if task.output_at == "last":  # the model may then skip every other step's features
+        return model.readout(model.last_features(x))
     return probes.apply_readout(model, task, model(x))
 
 
@@ -272,6 +275,7 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
                         hidden_size=cfg["hidden_size"], seq_len=task.seq_len,
                         **cfg["model_params"]).to(device=device, dtype=dtype)
     optimizer = make_optimizer(cfg, model)
+    train_forward = TrainForward(model, lambda x: predict(model, task, x), device)  # graphed when asked, on CUDA
     total_steps = total_steps_of(cfg, task)
     schedule = make_schedule(cfg, optimizer, total_steps, steps_per_epoch(cfg, task))
     eval_interval = eval_interval_of(cfg, task)
@@ -328,7 +332,7 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
         clock.add("data", start)
 
         start = clock.now()
-        loss = task.loss(predict(model, task, x), y).mean()
+        loss = task.loss(train_forward(x), y).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         p.grad_norm = probes.total_grad_norm(model.parameters())
@@ -432,6 +436,7 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
             "median_step_seconds": statistics.median(p.step_times) if p.step_times else None,
             "time_to_target": p.time_to_target,
             "resumed_at_steps": p.resumed_at,
+            "train_step": train_forward.kind,  # "cuda_graph" or "eager" (suite.cuda_graph)
         },
         "memory": _peak_memory(device),
         "environment": records.environment(device),

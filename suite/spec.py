@@ -162,6 +162,13 @@ class RecurrentModel(nn.Module):
         """``x: [B, T, input_size]`` -> features ``[B, T, feature_size]``."""
         return step_loop(self, x)
 
+    def last_features(self, x: Tensor) -> Tensor:
+        """``x: [B, T, input_size]`` -> the last step's features ``[B, feature_size]``, what
+        the readout of a task with ``output_at = "last"`` sees. Default: ``forward``'s last
+        step. A model may override it to skip the other steps' features (and their zero
+        gradients, T·B·F each); it must equal ``forward(x)[:, -1]``, values and gradients."""
+        return self(x)[:, -1]
+
     def init_readout(self, readout: nn.Linear) -> None:
         """Initialize the readout the harness attached, where the model's authors used
         their own rule. Default: PyTorch's ``nn.Linear`` initialization, unchanged."""

@@ -3,6 +3,7 @@ is tested here without anyone writing a test for it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -97,3 +98,28 @@ def test_state_and_features_shapes(name):
     state = model.step(torch.randn(2, 3), state)
     assert all(c.shape[0] == 2 for c in as_tuple(state))
     assert model.features(state).shape == (2, model.feature_size)
+
+
+def _reversible_variants(name: str) -> list[dict]:
+    fields = {f.name for f in dataclasses.fields(suite.registry.MODELS.get(name).Config)}
+    return [{}, {"reversible": True}] if "reversible" in fields else [{}]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_last_features_equal_the_step_loops_last_step(name):
+    # what the harness trains on for a task read at its last step (output_at = "last")
+    for params in _reversible_variants(name):
+        torch.manual_seed(0)
+        model = suite.build_model(name, input_size=3, output_size=2, hidden_size=HIDDEN, seq_len=7,
+                                  **params).double().eval()
+        x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
+        fast, ref = model.last_features(x), step_loop(model, x)[:, -1]
+        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-10)
+        weights = torch.randn_like(ref)
+        g_fast = torch.autograd.grad((fast * weights).sum(), [x, *model.parameters()], allow_unused=True)
+        g_ref = torch.autograd.grad((ref * weights).sum(), [x, *model.parameters()], allow_unused=True)
+        for a, b in zip(g_fast, g_ref):
+            if a is None or b is None:
+                assert a is None and b is None or (a if b is None else b).abs().max() == 0
+            else:
+                torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)

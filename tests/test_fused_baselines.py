@@ -178,6 +178,15 @@ def test_benchmark_table_lists_every_requested_model():
     assert "| lem |" in out and "| 1.00 |" in out
 
 
+def test_memory_benchmark_measures_every_mode_in_its_own_process():
+    from tests.benchmarks import activation_memory
+
+    out = activation_memory.main(["--models", "hrnn", "--lengths", "50", "--batch", "2", "--hidden", "4"])
+    rows = [line for line in out.splitlines() if line.startswith("| hrnn |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["stored", "reversible"]
+    assert "failed" not in out
+
+
 @pytest.mark.parametrize("masked", [False, True])
 def test_reversible_unicornn_layer_equals_the_stored_one_and_passes_gradcheck(masked):
     u, weight, bias, w = _t(B, T, IN, seed=3), _t(H, IN, seed=4), _t(H, seed=5), _t(H, seed=1)

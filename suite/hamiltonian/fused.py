@@ -39,7 +39,10 @@ Two modes:
     :func:`inverse_step`'s arithmetic, recomputing each tanh from the reconstructed
     source block, and accumulates the gradients step by step. Nothing of size T·H is
     held between forward and backward (the inputs x, of size T·B·input_size, are);
-    the drive is computed per step for the same reason. It costs one more product per
+    the drive is computed per step for the same reason. The output is T·B·F all the
+    same (and so is its gradient) unless ``last_only``, which the harness asks for when
+    the task reads the last step alone (``RecurrentModel.last_features``): activation
+    memory is then O(B·H) (``python -m tests.benchmarks.activation_memory``). It costs one more product per
     tanh shear per step each way. Float32 reconstruction drift: measured by
     ``python -m suite.hamiltonian.drift``, reported in docs/hamiltonian.md; it is small
     exactly when the gradients are stable (the inverse amplifies rounding errors as the
@@ -139,6 +142,7 @@ class _Plan:
     meta: tuple[tuple[int, int, bool, bool, float, float], ...]  # tgt, src, has_in, has_out, scale, beta
     features: tuple[int, ...]  # blocks the output concatenates
     reversible: bool
+    last_only: bool = False  # the output is the last step's features alone: [B, 1, F]
 
     def bind(self, weights: Sequence[Tensor]) -> list[Shear]:
         it = iter(weights)
@@ -159,8 +163,10 @@ class _Plan:
 
 
 def run_sequence(x: Tensor, v_weight: Tensor, v_bias: Tensor, shears: Sequence[Shear], sizes: Sequence[int],
-                 features: Sequence[int], *, reversible: bool = False) -> Tensor:
-    """Features ``[B, T, F]`` of a cell run from the zero state over ``x: [B, T, input]``.
+                 features: Sequence[int], *, reversible: bool = False, last_only: bool = False) -> Tensor:
+    """Features ``[B, T, F]`` of a cell run from the zero state over ``x: [B, T, input]``
+    (``[B, 1, F]``, the last step's, with ``last_only``: with ``reversible`` nothing of
+    size T·B·H is then allocated, forward or backward).
 
     The drive of step t is ``x_t v_weightᵀ + v_bias``; ``features`` lists the blocks
     concatenated into the output. Equal to the loop over :func:`step`.
@@ -172,7 +178,7 @@ def run_sequence(x: Tensor, v_weight: Tensor, v_bias: Tensor, shears: Sequence[S
         raise ValueError("reversible mode needs every shear to have tgt != src")
     plan = _Plan(tuple(sizes), tuple((sh.tgt, sh.src, sh.w_in is not None, sh.w_out is not None,
                                       float(sh.scale), float(sh.beta)) for sh in shears),
-                 tuple(features), bool(reversible))
+                 tuple(features), bool(reversible), bool(last_only))
     weights = [w for sh in shears for w in (sh.w_in, sh.w_out) if w is not None]
     return _ShearSequence.apply(plan, x, v_weight, v_bias, *weights)
 
@@ -216,7 +222,7 @@ class _ShearSequence(torch.autograd.Function):
         ctx.plan, ctx.steps, ctx.n_weights = plan, steps, len(weights)
         if plan.reversible:
             blocks = [x.new_zeros(batch, d) for d in plan.sizes]
-            out = x.new_empty(steps, batch, sum(plan.sizes[b] for b in plan.features))
+            out = x.new_empty(1 if plan.last_only else steps, batch, sum(plan.sizes[b] for b in plan.features))
             out_cols = _columns([plan.sizes[b] for b in plan.features])
             for t in range(steps):
                 drives = torch.addmm(v_bias, x[:, t], v_weight.T).split(widths, dim=-1)
@@ -232,8 +238,9 @@ class _ShearSequence(torch.autograd.Function):
                             x_t.addmm_(th, sh.w_out, alpha=sh.scale)
                     if sh.beta != 0:
                         x_t.add_(s, alpha=sh.beta)
-                for b, cols in zip(plan.features, out_cols):
-                    out[t, :, cols].copy_(blocks[b])
+                if not plan.last_only or t == steps - 1:
+                    for b, cols in zip(plan.features, out_cols):
+                        out[0 if plan.last_only else t, :, cols].copy_(blocks[b])
             ctx.save_for_backward(x, v_weight, v_bias, *weights, *blocks)
             return out.transpose(0, 1)
 
@@ -274,9 +281,10 @@ class _ShearSequence(torch.autograd.Function):
                 else:
                     new.addmm_(th, sh.w_out, alpha=sh.scale)
         ctx.save_for_backward(x, v_weight, v_bias, *weights, *S, *TH)
+        first = steps if plan.last_only else 1
         if len(plan.features) == 1:
-            return S[plan.features[0]][1:].transpose(0, 1)
-        return torch.cat([S[b][1:] for b in plan.features], dim=-1).transpose(0, 1)
+            return S[plan.features[0]][first:].transpose(0, 1)
+        return torch.cat([S[b][first:] for b in plan.features], dim=-1).transpose(0, 1)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -346,8 +354,9 @@ def _backward_stored(plan, shears, x, v_weight, v_bias, rest, grad_out, steps, n
     U_t = [b.unbind(0) if b is not None else None for b in U]
     order = [(shears[k], in_index[k], w_out_t[k]) for k in range(len(shears) - 1, -1, -1)]
     for t in range(steps - 1, -1, -1):
-        for b, g in G_t:
-            lam[b] = lam[b] + g[t]
+        if not plan.last_only or t == steps - 1:  # last_only: the output's one step
+            for b, g in G_t:
+                lam[b] = lam[b] + g[0 if plan.last_only else t]
         for sh, k_in, wot in order:
             if sh.w_in is None:
                 _shear_adjoint(sh, lam, None, None, None)
@@ -397,8 +406,9 @@ def _backward_reversible(plan, shears, x, v_weight, v_bias, rest, grad_out, need
     dvb = torch.zeros_like(v_bias)
     g_parts = [x.new_empty(batch, m) for m in widths]
     for t in range(steps - 1, -1, -1):
-        for b, cols in feat_cols:
-            lam[b] = lam[b] + grad_out[:, t, cols]
+        if not plan.last_only or t == steps - 1:
+            for b, cols in feat_cols:
+                lam[b] = lam[b] + grad_out[:, 0 if plan.last_only else t, cols]
         drives = torch.addmm(v_bias, x[:, t], v_weight.T).split(widths, dim=-1)
         for k in range(len(shears) - 1, -1, -1):
             sh, k_in = shears[k], in_index[k]

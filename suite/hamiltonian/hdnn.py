@@ -212,10 +212,13 @@ class HDNNCell(HeuristicStepSize, RecurrentModel):
     def features(self, state):
         return torch.cat(as_tuple(state), dim=-1)
 
-    def forward(self, x):
+    def forward(self, x, last_only: bool = False):
         return fused.run_sequence(x, self.V.weight, self.V.bias, self.shears(), self.sizes,
                                   features=tuple(range(len(self.sizes))),
-                                  reversible=getattr(self.cfg, "reversible", False))
+                                  reversible=getattr(self.cfg, "reversible", False), last_only=last_only)
+
+    def last_features(self, x):
+        return self(x, last_only=True)[:, -1]
 
 
 @register_model("hdnn-h1-j1")

@@ -28,7 +28,8 @@ Why this Hamiltonian (the choices the abstract leaves open):
 
 Fast path: ``forward`` runs :func:`suite.hamiltonian.fused.run_sequence` (custom
 autograd Function, analytic backward); with ``reversible=True`` it stores no states
-and reconstructs them backward in time (O(B·H) activation memory).
+and reconstructs them backward in time (O(B·H) activation memory when the task reads
+the last step alone: ``last_features``).
 
 Initialization: W_ij ~ N(0, 1/H), V and b as PyTorch's ``nn.Linear``.
 """
@@ -89,8 +90,11 @@ class HamiltonianRNN(HeuristicStepSize, RecurrentModel):
     def features(self, state):
         return state[0]
 
-    def forward(self, x):
+    def forward(self, x, last_only: bool = False):
         # getattr: a subclass may bring its own Config without the flag; it runs the stored path
         reversible = getattr(self.cfg, "reversible", False)
         return fused.run_sequence(x, self.V.weight, self.V.bias, self.shears(), (self.hidden_size,) * 2,
-                                  features=(0,), reversible=reversible)
+                                  features=(0,), reversible=reversible, last_only=last_only)
+
+    def last_features(self, x):
+        return self(x, last_only=True)[:, -1]

@@ -56,26 +56,37 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def make_step(name: str, shape: dict, hparams: dict):
+def make_step(name: str, shape: dict, hparams: dict, device: torch.device, graphs: bool = False):
+    """One training step; on CUDA it waits for the GPU, and with ``graphs`` its forward and
+    backward replay CUDA graphs (suite.cuda_graph; captured in the warm-up round)."""
+    from suite.cuda_graph import TrainForward
+
     torch.manual_seed(0)
     model = suite.build_model(name, input_size=shape["input_size"], output_size=shape["classes"],
-                              hidden_size=shape["hidden"], seq_len=shape["seq_len"], **hparams)
-    x = torch.randn(shape["batch"], shape["seq_len"], shape["input_size"])
-    y = torch.randint(0, shape["classes"], (shape["batch"],))
+                              hidden_size=shape["hidden"], seq_len=shape["seq_len"], **hparams).to(device)
+    x = torch.randn(shape["batch"], shape["seq_len"], shape["input_size"], device=device)
+    y = torch.randint(0, shape["classes"], (shape["batch"],), device=device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    forward = TrainForward(model, lambda u: model.readout(model.last_features(u)), device, enabled=graphs)
 
     def train_step():
-        loss = torch.nn.functional.cross_entropy(model.readout(model(x)[:, -1]), y)
+        loss = torch.nn.functional.cross_entropy(forward(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     return train_step
 
 
-def measure(labels: dict[str, tuple[str, dict]], shape: dict, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per training step, ``rounds`` interleaved timings per label."""
-    steps = {label: make_step(name, shape, hp) for label, (name, hp) in labels.items()}
+def measure(labels: dict[str, tuple[str, dict]], shape: dict, rounds: int, warmup: int = 1,
+            device: torch.device | None = None, graphs: bool = False) -> dict[str, list[float]]:
+    """Seconds per training step, ``rounds`` interleaved timings per label (``lstm``, the
+    reference, always eager: cuDNN's one call on a GPU)."""
+    device = device or torch.device("cpu")
+    steps = {label: make_step(name, shape, hp, device, graphs and label != "lstm")
+             for label, (name, hp) in labels.items()}
     times: dict[str, list[float]] = {label: [] for label in steps}
     for r in range(warmup + rounds):
         for label, step in steps.items():
@@ -119,13 +130,18 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=784)
     p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay each model's training step as CUDA graphs")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = {"batch": args.batch, "seq_len": args.seq_len, "hidden": args.hidden, "input_size": 1, "classes": 10}
     labels = parse_labels(args.models if args.models is not None else suite.list_models(), args.variant)
-    times = measure(labels, shape, args.rounds)
-    head = (f"{datetime.date.today().isoformat()}, {machine()}; B={args.batch}, T={args.seq_len}, "
+    device = torch.device(args.device)
+    times = measure(labels, shape, args.rounds, device=device, graphs=args.cuda_graphs)
+    where = machine() if device.type == "cpu" else torch.cuda.get_device_name(device) + \
+        (", CUDA graphs" if args.cuda_graphs else ", eager")
+    head = (f"{datetime.date.today().isoformat()}, {where}; B={args.batch}, T={args.seq_len}, "
             f"H={args.hidden}, 1 input, Adam; medians of {args.rounds} interleaved rounds\n"
             f"command: python -m tests.benchmarks.cell_table {' '.join(argv if argv is not None else sys.argv[1:])}")
     out = head + "\n\n" + table(times, labels)
