@@ -133,3 +133,23 @@ def test_committed_medium_table_is_what_its_committed_records_give(tmp_path):
     tuning_verdict.write_table(list(tuning_table.CELLS), copy)
     assert (copy / "tuning.md").read_text() == (committed / "tuning.md").read_text()
     assert "not run yet" not in (committed / "tuning.md").read_text().split("## ")[1]  # adding-T100 complete
+
+
+@pytest.mark.parametrize("name", list(tuning_table.CELLS))
+def test_every_cell_resolves_and_its_target_beats_the_trivial_score(name):
+    # every run of the cell is a valid configuration before anything trains, and "solved"
+    # lies on the far side of the trivial strategy from where training starts
+    from suite.build import resolve
+    from suite.registry import TASKS
+    from suite.tune import study_definition
+
+    cell = tuning_table.CELLS[name]
+    for spec in tuning_table.studies(name):
+        study_definition(spec)
+    configs = [cfg for arm in tuning_table.plain_arms(name) for cfg in arm.configs]
+    assert {resolve(cfg).config["task_params"]["T"] for cfg in configs} == {int(name.split("-T")[1])}
+    task_cls = TASKS.get(cell.task)
+    trivial = task_cls(task_cls.Config(**resolve(configs[0]).config["task_params"])).describe()["trivial_baseline"]
+    assert trivial["metric"] == task_cls.metric
+    assert (cell.target > trivial["value"]) if task_cls.higher_is_better else (cell.target < trivial["value"])
+    assert cell.budget_note
