@@ -116,6 +116,8 @@ class RecurrentModel(nn.Module):
     fused or library path, which the contract tests hold equal to the step loop (in
     evaluation mode always; in training mode too unless the model has dropout or batch
     statistics, whose training-mode forward the step loop cannot reproduce).
+    ``last_features`` (the harness's path for a task read at its last step) defaults to
+    ``forward``'s last step; an override is held equal to the step loop's last step.
     ``build_model`` attaches ``self.readout`` (features -> outputs); the harness
     applies it, so models stay ignorant of the task.
     """
