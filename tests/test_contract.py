@@ -70,16 +70,8 @@ def test_pair_trains_a_few_steps(task_name, model_name):
         opt.step()
 
 
-@pytest.mark.parametrize("mode", ["eval", "train"])
-@pytest.mark.parametrize("name", MODELS)
-def test_forward_equals_step_loop(name, mode):
-    torch.manual_seed(0)
-    model = suite.build_model(name, input_size=3, output_size=2, hidden_size=HIDDEN, seq_len=7).double()
-    model.train(mode == "train")
-    if mode == "train" and not model.step_matches_training():
-        pytest.skip(f"{name}'s training-mode forward has dropout or batch statistics; step is its eval semantics")
-    x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
-    fast, ref = model(x), step_loop(model, x)
+def _assert_same_values_and_gradients(model, x, fast, ref) -> None:
+    """``fast`` equals the reference ``ref``, and so do their gradients (x and every parameter)."""
     torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-10)
     weights = torch.randn_like(ref)
     g_fast = torch.autograd.grad((fast * weights).sum(), [x, *model.parameters()], allow_unused=True)
@@ -89,6 +81,18 @@ def test_forward_equals_step_loop(name, mode):
             assert a is None and b is None or (a if b is None else b).abs().max() == 0
         else:
             torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_equals_step_loop(name, mode):
+    torch.manual_seed(0)
+    model = suite.build_model(name, input_size=3, output_size=2, hidden_size=HIDDEN, seq_len=7).double()
+    model.train(mode == "train")
+    if mode == "train" and not model.step_matches_training():
+        pytest.skip(f"{name}'s training-mode forward has dropout or batch statistics; step is its eval semantics")
+    x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
+    _assert_same_values_and_gradients(model, x, model(x), step_loop(model, x))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -113,13 +117,4 @@ def test_last_features_equal_the_step_loops_last_step(name):
         model = suite.build_model(name, input_size=3, output_size=2, hidden_size=HIDDEN, seq_len=7,
                                   **params).double().eval()
         x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
-        fast, ref = model.last_features(x), step_loop(model, x)[:, -1]
-        torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-10)
-        weights = torch.randn_like(ref)
-        g_fast = torch.autograd.grad((fast * weights).sum(), [x, *model.parameters()], allow_unused=True)
-        g_ref = torch.autograd.grad((ref * weights).sum(), [x, *model.parameters()], allow_unused=True)
-        for a, b in zip(g_fast, g_ref):
-            if a is None or b is None:
-                assert a is None and b is None or (a if b is None else b).abs().max() == 0
-            else:
-                torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+        _assert_same_values_and_gradients(model, x, model.last_features(x), step_loop(model, x)[:, -1])
