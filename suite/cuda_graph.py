@@ -24,10 +24,10 @@ statistics move), and dropout draws from the graph's own random stream: such run
 equal in distribution, not number for number, to eager ones.
 
 Status: opt-in (``RNNSUITE_CUDA_GRAPHS=1``) until its equality tests
-(``tests/test_cuda_graph.py``: graphed against eager training steps, float32 tolerance,
-every model) have passed on a GPU; they skip where there is none. The environment
-variable is not part of the configuration hash: the graph changes how a step is
-launched, not what it computes.
+(``tests/test_cuda_graph.py``: graphed training steps against the CPU reference,
+losses and gradients, float32 tolerance, every model) have passed on a GPU; they skip
+where there is none. The environment variable is not part of the configuration hash:
+the graph changes how a step is launched, not what it computes.
 """
 
 from __future__ import annotations
@@ -73,7 +73,11 @@ class TrainForward:
         self.enabled = (requested() if enabled is None else enabled) and device.type == "cuda"
         self.graphed: nn.Module | None = None
         self.signature: tuple | None = None
-        self.kind = "eager"
+
+    @property
+    def kind(self) -> str:
+        """What the record names: "cuda_graph" once a capture succeeded, else "eager"."""
+        return "eager" if self.graphed is None else "cuda_graph"
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.enabled and self.signature is None:
@@ -88,7 +92,6 @@ class TrainForward:
             module = _Prediction(self.model, self.fn).train()
             self.graphed = torch.cuda.make_graphed_callables(module, (x.detach().clone(),),
                                                              allow_unused_input=True)
-            self.kind = "cuda_graph"
         except RuntimeError as exc:  # capture refused: the eager step for the whole run
             torch.cuda.synchronize()
             self.graphed = None
