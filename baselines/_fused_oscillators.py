@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from baselines._fused import POOL, _states, run, scalar, tanh_
+from baselines._reversible_unicornn import reversible_stack
 
 
 @dataclass(frozen=True)
@@ -171,71 +171,7 @@ def unicornn_layer(u, weight, bias, w, rate, alpha: float, mask=None, *, reversi
     whole sequence forward and backward and two fresh T·B·H tensors.
 
     ``reversible=True``: the pass keeps only its input and its final state, and the
-    backward walks the steps back (:class:`_ReversibleLayer`)."""
+    backward walks the steps back (:mod:`baselines._reversible_unicornn`, one layer)."""
     if reversible:
-        return _ReversibleLayer.apply(u.transpose(0, 1), weight, bias, w, rate, float(alpha), mask).transpose(0, 1)
+        return reversible_stack(u, [(weight, bias)], w[None], rate[None], alpha, None if mask is None else mask[None])
     return run(Oscillator(), u, weight, bias, w, None, -rate, -alpha * rate, rate, mask)
-
-
-# The reversible backward leaves here the initial state it reconstructed (true value: 0),
-# for measuring the reconstruction drift; nothing else reads it.
-DIAGNOSTICS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-class _ReversibleLayer(torch.autograd.Function):
-    """A UnICORNN layer that stores no history. The step is exactly invertible, since
-    tanh(w y + x) reads only the y that the y update leaves known:
-        y_{t−1} = y_t − r z_t,   z_{t−1} = z_t + r (tanh(w y_{t−1} + x_t) + α y_{t−1}),
-    so the backward rebuilds each state from the next (recomputing the step's input map
-    and tanh) and takes the oscillator adjoint of :class:`Oscillator` with a = 1, b = −r,
-    c = −α r, accumulating the weight gradients step by step. Held between forward and
-    backward: the input sequence and the final (y, z), O(B·H) besides the input."""
-
-    @staticmethod
-    def forward(ctx, u, weight, bias, w, rate, alpha, mask):
-        steps, batch = u.shape[0], u.shape[1]
-        y, z = u.new_zeros(batch, weight.shape[0]), u.new_zeros(batch, weight.shape[0])
-        out = u.new_empty(steps, batch, weight.shape[0])
-        b, c, w_t = -rate, -alpha * rate, weight.T
-        for t in range(steps):
-            th = tanh_(torch.addmm(bias, u[t], w_t).addcmul_(w, y))
-            z.addcmul_(b, th).addcmul_(c, y)
-            y.addcmul_(rate, z)
-            if mask is None:
-                out[t].copy_(y)
-            else:
-                torch.mul(y, mask, out=out[t])
-        ctx.alpha = alpha
-        ctx.save_for_backward(u, weight, bias, w, rate, mask, y, z)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        u, weight, bias, w, rate, mask, y, z = ctx.saved_tensors
-        alpha, needs = ctx.alpha, ctx.needs_input_grad
-        y, z = y.clone(), z.clone()  # the final state, walked back in place
-        batch, hidden = y.shape
-        b, c, w_t = -rate, -alpha * rate, weight.T
-        d_u = torch.empty_like(u) if needs[0] else None
-        d_weight, d_bias = torch.zeros_like(weight), torch.zeros_like(bias)
-        acc_w, acc_rate = y.new_zeros(batch, hidden), y.new_zeros(batch, hidden)
-        carry_y, carry_z = y.new_zeros(batch, hidden), y.new_zeros(batch, hidden)
-        for t in range(u.shape[0] - 1, -1, -1):
-            l_y = torch.add(grad_out[t], carry_y) if mask is None else torch.addcmul(carry_y, grad_out[t], mask)
-            acc_rate.addcmul_(l_y, z)  # ∂r: λ_y z_t
-            y.addcmul_(rate, z, value=-1)
-            th = tanh_(torch.addmm(bias, u[t], w_t).addcmul_(w, y))
-            z.addcmul_(b, th, value=-1).addcmul_(c, y, value=-1)
-            m = torch.addcmul(carry_z, rate, l_y)
-            g = m * b * (1 - th * th)
-            acc_rate.addcmul_(m, torch.add(th, y, alpha=alpha), value=-1)  # ∂b (−1) and ∂c (−α)
-            acc_w.addcmul_(g, y)
-            carry_y, carry_z = torch.addcmul(l_y, c, m).addcmul_(w, g), m
-            d_weight.addmm_(g.T, u[t])
-            d_bias.add_(g.sum(0))
-            if d_u is not None:
-                torch.mm(g, weight, out=d_u[t])
-        DIAGNOSTICS["reconstructed_initial_state"] = (y.detach(), z.detach())
-        return (d_u, d_weight if needs[1] else None, d_bias if needs[2] else None,
-                acc_w.sum(0) if needs[3] else None, acc_rate.sum(0) if needs[4] else None, None, None)

@@ -30,11 +30,13 @@ input maps' weights U(−k, k) with k = √(6 / (65 fan_in)) (``kaiming_uniform_
 a = 8), biases 0; the readout's weight ``kaiming_normal_`` (N(0, 2/H)), its bias 0.
 Δt and α are fixed, shared by all layers (not trained).
 
-``reversible=true`` reconstructs each layer's states backward in time instead of storing
+``reversible=true`` reconstructs every layer's states backward in time instead of storing
 them, as the authors' CUDA kernel does (symplectic Euler is exactly invertible): the
 same gradients up to float32 round-off of the reversed trajectory (1.6·10⁻⁶ in the
 initial state at T = 784, 6·10⁻⁵ at T = 10⁴, one layer), at the cost of recomputing the
-input map's nonlinearity.
+input map and its nonlinearity, per step. The layers run together, step by step
+(baselines/_reversible_unicornn.py), so no layer's output sequence is stored: read at
+its last step (``last_features``), the model trains in memory independent of T.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import torch
 from torch import nn
 
 from baselines._fused_oscillators import unicornn_layer
+from baselines._reversible_unicornn import reversible_stack
 from suite.config import require
 from suite.registry import register_model
 from suite.spec import RecurrentModel
@@ -128,8 +131,20 @@ class UnICORNN(RecurrentModel):
         # layer by layer, each the fused pass of baselines/_fused_oscillators.py: the input
         # map over all steps in one product, `step`'s recurrence, analytic backward; the
         # dropout mask (training) is applied inside the pass
+        if self.cfg.reversible:
+            return self._reversible(x, last_only=False)
         rates, u = self._rates(), x
         for layer, V in enumerate(self.V):
             u = unicornn_layer(u, V.weight, V.bias, self.w[layer], rates[layer], self.cfg.alpha,
-                               mask=self._dropout_mask(x), reversible=self.cfg.reversible)
+                               mask=self._dropout_mask(x))
         return u
+
+    def last_features(self, x):
+        # reversible: the whole stack step by step, nothing stored that grows with T
+        return self._reversible(x, last_only=True) if self.cfg.reversible else self(x)[:, -1]
+
+    def _reversible(self, x, *, last_only):
+        masks = [self._dropout_mask(x) for _ in self.V]
+        masks = None if masks[0] is None else torch.stack(masks)
+        return reversible_stack(x, [(V.weight, V.bias) for V in self.V], self.w, self._rates(), self.cfg.alpha,
+                                masks, last_only=last_only)

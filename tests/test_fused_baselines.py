@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import suite
-from baselines import _fused, _fused_oscillators
+from baselines import _fused, _reversible_unicornn
 from baselines._fused import Antisymmetric, IndRNN, Lipschitz, ModReLU, indrnn_layer, run, tanh_
 from baselines._fused_oscillators import LEM, Oscillator, unicornn_layer
 from suite.spec import step_loop
@@ -199,21 +199,66 @@ def test_reversible_unicornn_layer_equals_the_stored_one_and_passes_gradcheck(ma
     cot = torch.randn_like(rev)
     for a, b in zip(torch.autograd.grad((rev * cot).sum(), wrt), torch.autograd.grad((stored * cot).sum(), wrt)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    assert all(s.abs().max() < 1e-13 for s in _fused_oscillators.DIAGNOSTICS["reconstructed_initial_state"])
+    assert all(s.abs().max() < 1e-13 for s in _reversible_unicornn.DIAGNOSTICS["reconstructed_initial_state"])
     assert torch.autograd.gradcheck(lambda *a: unicornn_layer(*a, 3.0, mask, reversible=True), tuple(wrt),
                                     eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
-def test_reversible_unicornn_equals_its_step_loop_and_keeps_no_history():
-    model = _build("unicornn", reversible=True, layers=1).eval()
-    x = _t(B, 50, IN, seed=3)
+def _saved_numels(fn, x):
+    """``fn(x)`` and the sizes of the tensors autograd saved for its backward."""
     sizes = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
-        fast = model(x)
-    ref = step_loop(model, x)
-    torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-12)
+        return fn(x), sizes
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_reversible_unicornn_equals_its_step_loop_and_keeps_no_history(layers):
+    model = _build("unicornn", reversible=True, layers=layers).eval()
     params = [p for n, p in model.named_parameters() if not n.startswith("readout")]
-    for a, b in zip(torch.autograd.grad(fast.sum(), [x, *params]), torch.autograd.grad(ref.sum(), [x, *params])):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
-    # held for the backward: the input sequence and O(B·H + parameters), no [T, B, H] history
-    assert max(sizes) == x.numel() and sum(sizes) < x.numel() + 20 * B * H
+    for long in (50, 100):
+        x = _t(B, long, IN, seed=3)
+        ref = step_loop(model, x)
+        for last_only in (False, True):
+            fast, sizes = _saved_numels(model.last_features if last_only else model, x)
+            want = ref[:, -1] if last_only else ref
+            torch.testing.assert_close(fast, want, rtol=1e-9, atol=1e-12)
+            grads = zip(torch.autograd.grad(fast.sum(), [x, *params]),
+                        torch.autograd.grad(want.sum(), [x, *params], retain_graph=True))
+            for a, b in grads:
+                torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+            # held for the backward: the input sequence and O(L·B·H + parameters), no
+            # [T, B, H] history of any layer, at either length
+            assert max(sizes) == x.numel() and sum(sizes) < x.numel() + 20 * layers * B * H + 4 * H * H
+
+
+def test_reversible_unicornn_stack_trains_as_the_stored_stack_with_dropout():
+    # training mode: one dropout mask per layer and sequence, drawn in the same order
+    stored, rev = _build("unicornn", layers=3, dropout=0.4), _build("unicornn", layers=3, dropout=0.4, reversible=True)
+    rev.load_state_dict(stored.state_dict())
+    x = _t(B, 9, IN, seed=3)
+    for last_only in (False, True):
+        torch.manual_seed(5)
+        want = stored.last_features(x) if last_only else stored(x)
+        torch.manual_seed(5)
+        got = rev.last_features(x) if last_only else rev(x)
+        assert (want == 0).any()  # the masks dropped something
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        for a, b in zip(torch.autograd.grad(got.sum(), [x, *rev.parameters()], allow_unused=True),
+                        torch.autograd.grad(want.sum(), [x, *stored.parameters()], allow_unused=True)):
+            if a is not None or b is not None:
+                torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("last_only", [False, True])
+def test_reversible_unicornn_stack_passes_gradcheck(last_only):
+    layers = [(_t(H, IN, seed=4), _t(H, seed=5)), (_t(H, H, scale=0.5, seed=6), _t(H, seed=7))]
+    w, rate = _t(2, H, seed=1), (torch.rand(2, H, dtype=torch.float64) * 0.3).requires_grad_()
+    masks = torch.tensor([[[2.0, 0, 2], [0, 2, 2]], [[2.0, 2, 0], [2, 0, 2]]], dtype=torch.float64)
+    u = _t(B, T, IN, seed=3)
+    flat = [u, w, rate, *[p for pair in layers for p in pair]]
+
+    def f(u, w, rate, *p):
+        return _reversible_unicornn.reversible_stack(u, [(p[0], p[1]), (p[2], p[3])], w, rate, 3.0, masks,
+                                                     last_only=last_only)
+
+    assert torch.autograd.gradcheck(f, tuple(flat), eps=1e-6, atol=1e-8, rtol=1e-6)
