@@ -13,7 +13,7 @@ import torch
 from torch.func import functional_call
 
 import suite
-from suite.hamiltonian import deep, drift, fused
+from suite.hamiltonian import deep, drift, update
 from suite.hamiltonian.hdnn import FORMS, HDNNCell, j1, j2
 from suite.registry import MODELS, SuiteError
 from suite.spec import as_tuple, step_loop
@@ -180,8 +180,8 @@ def test_inverse_step_undoes_step(name):
     model = _build(name, hidden=6, step=0.6)
     state, u = _random_state(model), torch.randn(1, 3, dtype=torch.float64)
     shears, drive = model.shears(), model.V(u)
-    after = fused.step(state, shears, drive)
-    back = fused.inverse_step(after, shears, drive)
+    after = update.step(state, shears, drive)
+    back = update.inverse_step(after, shears, drive)
     for a, b in zip(back, state):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
 
@@ -189,7 +189,7 @@ def test_inverse_step_undoes_step(name):
 def test_inverse_step_refuses_a_cell_that_reads_what_it_writes():
     model = _build("hdnn-h1-j1", hidden=4)
     with pytest.raises(ValueError, match="no explicit inverse"):
-        fused.inverse_step((torch.zeros(1, 4, dtype=torch.float64),), model.shears(), torch.zeros(1, 4))
+        update.inverse_step((torch.zeros(1, 4, dtype=torch.float64),), model.shears(), torch.zeros(1, 4))
 
 
 def _saved_bytes(model, x):
@@ -231,7 +231,7 @@ def test_form_flags_match_the_shears():
     for name in CELLS[1:]:
         model = _build(name, hidden=4)
         form = FORMS[model.form]
-        assert form.invertible == fused.invertible(model.shears()) == (name in REVERSIBLE)
+        assert form.invertible == update.invertible(model.shears()) == (name in REVERSIBLE)
 
 
 def test_the_input_enters_only_the_drive():
@@ -239,7 +239,7 @@ def test_the_input_enters_only_the_drive():
     for name in CELLS:
         model = _build(name, hidden=4)
         assert isinstance(model.V, torch.nn.Linear)
-        width = sum(fused.drive_widths(model.shears()))
+        width = sum(update.drive_widths(model.shears()))
         assert model.V.out_features == width
     assert issubclass(MODELS.get("hdnn-h2"), HDNNCell)
 

@@ -62,9 +62,9 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from suite.hamiltonian import fused
-from suite.hamiltonian.fused import Shear
+from suite.hamiltonian import update
 from suite.hamiltonian.hdnn import FORMS, Form, block_sizes
+from suite.hamiltonian.update import Shear
 
 N_POINTS = 8000
 DIM = 4
@@ -150,7 +150,7 @@ class DeepNetwork(nn.Module):
         self.sizes = block_sizes(self.form, dim)
         shapes = self.form.weights(dim)
         self.K = nn.ParameterDict({k: nn.Parameter(torch.randn(members, layers, *s)) for k, s in shapes.items()})
-        width = sum(fused.drive_widths(self.layer_shears(0)))
+        width = sum(update.drive_widths(self.layer_shears(0)))
         self.b = nn.Parameter(torch.randn(members, layers, width))
         self.classifier = nn.Parameter(torch.zeros(members, dim))
         self.offset = nn.Parameter(torch.zeros(members))
@@ -162,7 +162,7 @@ class DeepNetwork(nn.Module):
     def layer(self, y: Tensor, j: int, member: int | None = None) -> Tensor:
         """y_{j+1} from y_j: ``[members, B, d]`` (or ``[d]`` for one member)."""
         bias = self.b[:, j, None] if member is None else self.b[member, j]
-        blocks = fused.step(y.split(self.sizes, dim=-1), self.layer_shears(j, member), bias)
+        blocks = update.step(y.split(self.sizes, dim=-1), self.layer_shears(j, member), bias)
         return torch.cat(blocks, dim=-1)
 
     def forward(self, y0: Tensor) -> Tensor:

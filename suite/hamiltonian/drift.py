@@ -9,7 +9,7 @@ Prints
   * the largest |state| reached (for scale);
   * the initial state as the reversible backward reconstructed it (true value 0), max |·|;
   * the largest error of the states walked back step by step with
-    :func:`~suite.hamiltonian.fused.inverse_step`, against the float32 forward's states;
+    :func:`~suite.hamiltonian.update.inverse_step`, against the float32 forward's states;
   * per parameter, ‖g_reversible − g_stored‖ / ‖g_stored‖, and for scale the stored
     path's own error against float64, ‖g_stored − g_float64‖ / ‖g_float64‖.
 docs/hamiltonian.md reports the numbers.
@@ -24,7 +24,7 @@ import time
 import torch
 
 import suite
-from suite.hamiltonian import fused
+from suite.hamiltonian import fused, update
 from suite.spec import as_tuple
 
 
@@ -43,12 +43,12 @@ def reconstruction_drift(model_name: str = "hrnn", *, steps: int = 10_000, batch
         state = as_tuple(model.initial_state(batch, x.device, x.dtype))
         states = [state]
         for t in range(steps):
-            state = fused.step(state, shears, drive[:, t])
+            state = update.step(state, shears, drive[:, t])
             states.append(state)
         scale = max(c.abs().max().item() for s in states for c in s)
         worst = 0.0
         for t in range(steps, 0, -1):
-            state = fused.inverse_step(state, shears, drive[:, t - 1])
+            state = update.inverse_step(state, shears, drive[:, t - 1])
             worst = max(worst, max((a - b).abs().max().item() for a, b in zip(state, states[t - 1])))
         del states
 

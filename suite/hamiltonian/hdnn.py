@@ -65,9 +65,9 @@ import torch
 from torch import Tensor, nn
 
 from suite.config import require
-from suite.hamiltonian import fused
-from suite.hamiltonian.fused import Shear
+from suite.hamiltonian import fused, update
 from suite.hamiltonian.heuristic import HeuristicStepSize
+from suite.hamiltonian.update import Shear
 from suite.registry import register_model
 from suite.spec import RecurrentModel, as_tuple
 
@@ -195,7 +195,7 @@ class HDNNCell(HeuristicStepSize, RecurrentModel):
         self.K = nn.ParameterDict({name: nn.Parameter(torch.randn(shape) / shape[-1] ** 0.5)
                                    for name, shape in spec.weights(hidden_size).items()})
         # the drive's width depends on the form alone, not on h (which may still be "heuristic")
-        width = sum(fused.drive_widths(spec.shears(dict(self.K), 1.0, 0.0)))
+        width = sum(update.drive_widths(spec.shears(dict(self.K), 1.0, 0.0)))
         self.V = nn.Linear(input_size, width)
 
     def shears(self) -> list[Shear]:
@@ -206,7 +206,7 @@ class HDNNCell(HeuristicStepSize, RecurrentModel):
         return blocks if len(blocks) > 1 else blocks[0]
 
     def step(self, x_t, state):
-        blocks = fused.step(as_tuple(state), self.shears(), self.V(x_t))
+        blocks = update.step(as_tuple(state), self.shears(), self.V(x_t))
         return blocks if len(blocks) > 1 else blocks[0]
 
     def features(self, state):

@@ -43,9 +43,9 @@ import torch
 from torch import nn
 
 from suite.config import require
-from suite.hamiltonian import fused
-from suite.hamiltonian.fused import Shear
+from suite.hamiltonian import fused, update
 from suite.hamiltonian.heuristic import HeuristicStepSize
+from suite.hamiltonian.update import Shear
 from suite.registry import register_model
 from suite.spec import RecurrentModel
 
@@ -85,7 +85,7 @@ class HamiltonianRNN(HeuristicStepSize, RecurrentModel):
         return (zeros, zeros.clone())
 
     def step(self, x_t, state):
-        return fused.step(state, self.shears(), self.V(x_t))
+        return update.step(state, self.shears(), self.V(x_t))
 
     def features(self, state):
         return state[0]
