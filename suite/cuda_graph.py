@@ -9,7 +9,7 @@ A CUDA graph records the launches of one forward and one backward once and repla
 them as one launch each.
 
 How: :func:`torch.cuda.make_graphed_callables` on a module whose forward is the
-harness's training prediction (the model and its readout, as ``harness.predict``).
+harness's training prediction (the model and its readout, as ``suite.training.predict``).
 The parameters are inputs of the graphs, so the optimizer (eager, outside the graphs:
 a few kernels per parameter, not per time step) updates them in place between
 replays, and gradient clipping and constraints run as before. One capture per run, on

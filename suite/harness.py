@@ -2,8 +2,8 @@
 
 Data flows one way: :class:`RunConfig` → :func:`suite.build.resolve` (every default
 filled in, checked, hashed) → task and model built from the registries → the training
-loop below → a record on disk (:mod:`suite.records`) → reports built offline from
-records (:mod:`suite.report`).
+loop below (its shared rules, one function each, in :mod:`suite.training`) → a record
+on disk (:mod:`suite.records`) → reports built offline from records (:mod:`suite.report`).
 
 Rules the loop keeps, the same for every model:
 - the loss is the task's per-example loss averaged over the batch (no regularizer);
@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import math
 import random
-import resource
 import statistics
 import sys
 import time
@@ -40,136 +39,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from suite import claims, probes, records
+from suite import claims, probes, records, training
 from suite.build import Resolved, build_model, build_task, resolve
 from suite.checkpoint import Checkpoint
 from suite.config import RunConfig
 from suite.cuda_graph import TrainForward
 from suite.registry import SuiteError
 from suite.spec import Task
-
-EVAL_BATCH = 256  # evaluation batch size: large for speed, fixed so scores never depend on it
-
-
-class Clock:
-    """Accumulates seconds per category; synchronizes CUDA before every reading."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.totals: dict[str, float] = {"train": 0.0, "eval": 0.0, "data": 0.0, "probe_log": 0.0}
-
-    def now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def add(self, category: str, start: float) -> float:
-        elapsed = self.now() - start
-        self.totals[category] += elapsed
-        return elapsed
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_optimizer(cfg: dict, model) -> torch.optim.Optimizer:
-    """One optimizer over the model's parameter groups, each at ``lr × lr_scale``."""
-    groups = model.param_groups()
-    grouped = [id(p) for g in groups for p in g["params"]]
-    if sorted(grouped) != sorted(id(p) for p in model.parameters()):
-        raise RuntimeError(f"{type(model).__name__}.param_groups must hold every parameter exactly once")
-    params = [{"params": list(g["params"]), "lr": cfg["lr"] * g.get("lr_scale", 1.0),
-               **({"weight_decay": g["weight_decay"]} if "weight_decay" in g else {})} for g in groups]
-    kwargs = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
-    if cfg["optimizer"] != "adam":
-        kwargs["momentum"] = cfg["momentum"]
-    kinds = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
-    return kinds[cfg["optimizer"]](params, **kwargs)
-
-
-def steps_per_epoch(cfg: dict, task: Task) -> int | None:
-    """Optimizer steps in one epoch, as the task batches it; None for streams."""
-    return task.steps_per_epoch(cfg["batch_size"])
-
-
-def make_schedule(cfg: dict, optimizer, total_steps: int, per_epoch: int | None):
-    """"constant"; "cosine" to zero over the budget; "step": ×0.1 at 90% of the budget;
-    "milestones": × lr_decay at each milestone (epochs under an epochs budget, else steps)."""
-    if cfg["schedule"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if cfg["schedule"] == "step":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(0.9 * total_steps)], gamma=0.1)
-    if cfg["schedule"] == "milestones":
-        unit = per_epoch if cfg["epochs"] is not None else 1
-        steps = [round(m * unit) for m in cfg["milestones"]]
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, steps, gamma=cfg["lr_decay"])
-    return None
-
-
-def total_steps_of(cfg: dict, task: Task) -> int:
-    if cfg["epochs"] is None:
-        return cfg["steps"]
-    return max(1, math.ceil(cfg["epochs"] * steps_per_epoch(cfg, task)))
-
-
-def eval_interval_of(cfg: dict, task: Task) -> int:
-    """Validation cadence in steps: ``eval_every``, or ``eval_every_epochs`` epochs."""
-    if cfg["eval_every_epochs"] is None:
-        return cfg["eval_every"]
-    return max(1, round(cfg["eval_every_epochs"] * steps_per_epoch(cfg, task)))
-
-
-def predict(model, task: Task, x: torch.Tensor) -> torch.Tensor:
-    if task.output_at == "last":  # the model may then skip every other step's features
-        return model.readout(model.last_features(x))
-    return probes.apply_readout(model, task, model(x))
-
-
-@torch.no_grad()
-def evaluate(model, task: Task, split: str, device, dtype, max_batches: int | None = None) -> dict[str, float]:
-    """Mean loss and mean of every per-example metric over ``split``."""
-    model.eval()
-    sums: dict[str, float] = {}
-    count = 0
-    for i, (x, y) in enumerate(task.batches(split, EVAL_BATCH, seed=0)):
-        if max_batches is not None and i >= max_batches:
-            break
-        x, y = _to(x, device, dtype), _to(y, device, dtype)
-        out = predict(model, task, x)
-        values = {"loss": task.loss(out, y), **task.metrics(out, y)}
-        for key, v in values.items():
-            sums[key] = sums.get(key, 0.0) + v.double().sum().item()
-        count += x.shape[0]
-    model.train()
-    return {k: v / count for k, v in sums.items()}
-
-
-def _to(t: torch.Tensor, device, dtype) -> torch.Tensor:
-    return t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device)
-
-
-def _better(a: float, b: float | None, higher: bool) -> bool:
-    if b is None:
-        return True
-    return a > b if higher else a < b
-
-
-def _reached(value: float, target: float | None, higher: bool) -> bool:
-    if target is None:
-        return False
-    return value >= target if higher else value <= target
-
-
-def _peak_memory(device) -> dict[str, Any]:
-    if device.type == "cuda":
-        return {"peak_bytes": torch.cuda.max_memory_allocated(device), "kind": "cuda_max_memory_allocated"}
-    # ru_maxrss is KiB on Linux, bytes on macOS; it is the peak of the whole process
-    scale = 1 if sys.platform == "darwin" else 1024
-    return {"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
-            "kind": "process_max_rss"}
 
 
 def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = False,
@@ -261,133 +137,177 @@ class Progress:
     resumed_at: list = dataclasses.field(default_factory=list)
 
 
-def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint: Checkpoint | None = None,
-           on_eval: Callable[[int, float], None] | None = None) -> tuple[dict, str]:
+@dataclasses.dataclass
+class _Setup:
+    """What the loop works on, built once from the resolved configuration."""
+
+    cfg: dict
+    device: torch.device
+    dtype: torch.dtype
+    task: Task
+    model: Any
+    optimizer: torch.optim.Optimizer
+    schedule: Any
+    train_forward: TrainForward
+    clock: training.Clock
+    total_steps: int
+    eval_interval: int
+    probe_batch: tuple[torch.Tensor, torch.Tensor]  # the first validation examples, the same for every model
+    probe_steps: list[int]
+
+    def probe(self, p: Progress, step: int) -> None:
+        start = self.clock.now()
+        p.hidden[str(step)] = probes.hidden_gradient_profile(self.model, self.task, *self.probe_batch)
+        self.clock.add("probe_log", start)
+
+
+def _setup(resolved: Resolved, data_dir: str | None) -> _Setup:
     cfg, device = resolved.config, resolved.device
     dtype = getattr(torch, cfg["dtype"])
-    wall_start = time.perf_counter()
-    seed_everything(cfg["seed"])
+    training.seed_everything(cfg["seed"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
     task = build_task(cfg["task"], data_dir=data_dir, **cfg["task_params"])
     model = build_model(cfg["model"], input_size=task.input_size, output_size=task.output_size,
                         hidden_size=cfg["hidden_size"], seq_len=task.seq_len,
                         **cfg["model_params"]).to(device=device, dtype=dtype)
-    optimizer = make_optimizer(cfg, model)
-    train_forward = TrainForward(model, lambda x: predict(model, task, x), device)  # graphed when asked, on CUDA
-    total_steps = total_steps_of(cfg, task)
-    schedule = make_schedule(cfg, optimizer, total_steps, steps_per_epoch(cfg, task))
-    eval_interval = eval_interval_of(cfg, task)
-    clock = Clock(device)
-    higher = task.higher_is_better
-    metric = task.metric
-
-    # fixed probe batch: the first validation examples, the same for every model
+    optimizer = training.make_optimizer(cfg, model)
+    # graphed when asked, on CUDA
+    train_forward = TrainForward(model, lambda x: training.predict(model, task, x), device)
+    total_steps = training.total_steps_of(cfg, task)
+    schedule = training.make_schedule(cfg, optimizer, total_steps, training.steps_per_epoch(cfg, task))
     px, py = task.batch("val", 0, cfg["probe_batch"], seed=0)
-    px, py = _to(px, device, dtype), _to(py, device, dtype)
-    probe_steps = sorted({round(total_steps * (k + 1) / cfg["probes"]) for k in range(cfg["probes"])})
-    p = Progress()
+    return _Setup(cfg, device, dtype, task, model, optimizer, schedule, train_forward, training.Clock(device),
+                  total_steps, training.eval_interval_of(cfg, task),
+                  (training.to_device(px, device, dtype), training.to_device(py, device, dtype)),
+                  sorted({round(total_steps * (k + 1) / cfg["probes"]) for k in range(cfg["probes"])}))
 
-    def probe(step: int) -> None:
-        start = clock.now()
-        p.hidden[str(step)] = probes.hidden_gradient_profile(model, task, px, py)
-        clock.add("probe_log", start)
 
+def _resume(s: _Setup, checkpoint: Checkpoint | None, quiet: bool) -> Progress:
+    """The progress of a checkpointed run, its model, optimizer, schedule and RNGs restored;
+    a fresh one (the step-0 probe taken) when there is none."""
     saved = checkpoint.load() if checkpoint is not None else None
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if schedule is not None:
-            schedule.load_state_dict(saved["schedule"])
-        p = Progress(**saved["progress"])
-        clock.totals.update(p.clock)
-        torch.set_rng_state(saved["rng"]["torch"])
-        np.random.set_state(saved["rng"]["numpy"])
-        random.setstate(saved["rng"]["python"])
-        p.resumed_at.append(p.step)
-        if not quiet:
-            print(f"resuming {cfg['task']}/{cfg['model']} seed {cfg['seed']} at step {p.step}", file=sys.stderr)
-    else:
-        probe(0)
+    if saved is None:
+        p = Progress()
+        s.probe(p, 0)
+        return p
+    s.model.load_state_dict(saved["model"])
+    s.optimizer.load_state_dict(saved["optimizer"])
+    if s.schedule is not None:
+        s.schedule.load_state_dict(saved["schedule"])
+    p = Progress(**saved["progress"])
+    s.clock.totals.update(p.clock)
+    torch.set_rng_state(saved["rng"]["torch"])
+    np.random.set_state(saved["rng"]["numpy"])
+    random.setstate(saved["rng"]["python"])
+    p.resumed_at.append(p.step)
+    if not quiet:
+        print(f"resuming {s.cfg['task']}/{s.cfg['model']} seed {s.cfg['seed']} at step {p.step}", file=sys.stderr)
+    return p
 
-    def save_checkpoint() -> None:
-        start = clock.now()
-        p.clock = dict(clock.totals)
-        checkpoint.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict() if schedule is not None else None,
-            "progress": dataclasses.asdict(p),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-            "config_hash": resolved.hash,
-        })
-        clock.add("probe_log", start)
 
-    bar = tqdm(total=total_steps, initial=p.step, disable=quiet, leave=False, file=sys.stderr,
+def _save(s: _Setup, p: Progress, checkpoint: Checkpoint, config_hash: str) -> None:
+    start = s.clock.now()
+    p.clock = dict(s.clock.totals)
+    checkpoint.save({
+        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+        "schedule": s.schedule.state_dict() if s.schedule is not None else None,
+        "progress": dataclasses.asdict(p),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "config_hash": config_hash,
+    })
+    s.clock.add("probe_log", start)
+
+
+def _train_step(s: _Setup, p: Progress, step: int) -> bool:
+    """One optimizer step; False (the run marked diverged) on a non-finite loss or gradient."""
+    cfg, clock = s.cfg, s.clock
+    start = clock.now()
+    x, y = s.task.batch("train", step - 1, cfg["batch_size"], seed=cfg["seed"])
+    x, y = training.to_device(x, s.device, s.dtype), training.to_device(y, s.device, s.dtype)
+    clock.add("data", start)
+
+    start = clock.now()
+    loss = s.task.loss(s.train_forward(x), y).mean()
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    p.grad_norm = probes.total_grad_norm(s.model.parameters())
+    p.last_loss = loss.item()
+    if not (math.isfinite(p.last_loss) and math.isfinite(p.grad_norm)):
+        clock.add("train", start)
+        p.status, p.diverged_step = "diverged", step
+        return False
+    if cfg["clip"] is not None:
+        torch.nn.utils.clip_grad_norm_(s.model.parameters(), cfg["clip"])
+    if cfg["clip_value"] is not None:
+        torch.nn.utils.clip_grad_value_(s.model.parameters(), cfg["clip_value"])
+    s.optimizer.step()
+    s.model.constrain()
+    if s.schedule is not None:
+        s.schedule.step()
+    p.step_times.append(clock.add("train", start))
+    p.step = step
+    return True
+
+
+def _validate(s: _Setup, p: Progress, step: int) -> float:
+    """Score the validation split; note the time to target and the best checkpoint."""
+    metric, higher = s.task.metric, s.task.higher_is_better
+    start = s.clock.now()
+    val = training.evaluate(s.model, s.task, "val", s.device, s.dtype, s.cfg["val_batches"])
+    s.clock.add("eval", start)
+    p.val_history.append((step, val[metric]))
+    p.curves.append(f"{step},val,{val['loss']!r},{val[metric]!r},,,{s.clock.totals['train']!r}")
+    if p.time_to_target is None and training.reached(val[metric], s.task.target, higher):
+        p.time_to_target = {"step": step, "train_seconds": s.clock.totals["train"]}
+    if s.cfg["selection"] == "best_val" and training.better(val[metric], p.best_val, higher):
+        p.best_val, p.best_step = val[metric], step
+        p.best_state = {k: v.detach().clone() for k, v in s.model.state_dict().items()}
+    return val[metric]
+
+
+def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint: Checkpoint | None = None,
+           on_eval: Callable[[int, float], None] | None = None) -> tuple[dict, str]:
+    wall_start = time.perf_counter()
+    s = _setup(resolved, data_dir)
+    cfg = s.cfg
+    p = _resume(s, checkpoint, quiet)
+    bar = tqdm(total=s.total_steps, initial=p.step, disable=quiet, leave=False, file=sys.stderr,
                desc=f"{cfg['task']}/{cfg['model']} s{cfg['seed']}")
-    for step in range(p.step + 1, total_steps + 1):
-        start = clock.now()
-        x, y = task.batch("train", step - 1, cfg["batch_size"], seed=cfg["seed"])
-        x, y = _to(x, device, dtype), _to(y, device, dtype)
-        clock.add("data", start)
-
-        start = clock.now()
-        loss = task.loss(train_forward(x), y).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        p.grad_norm = probes.total_grad_norm(model.parameters())
-        p.last_loss = loss.item()
-        if not (math.isfinite(p.last_loss) and math.isfinite(p.grad_norm)):
-            clock.add("train", start)
-            p.status, p.diverged_step = "diverged", step
+    for step in range(p.step + 1, s.total_steps + 1):
+        if not _train_step(s, p, step):
             break
-        if cfg["clip"] is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["clip"])
-        if cfg["clip_value"] is not None:
-            torch.nn.utils.clip_grad_value_(model.parameters(), cfg["clip_value"])
-        optimizer.step()
-        model.constrain()
-        if schedule is not None:
-            schedule.step()
-        p.step_times.append(clock.add("train", start))
-        p.step = step
         bar.update(1)
-
-        if step % cfg["log_every"] == 0 or step == total_steps:
-            lr = optimizer.param_groups[0]["lr"]
-            p.curves.append(f"{step},train,{p.last_loss!r},,{p.grad_norm!r},{lr!r},{clock.totals['train']!r}")
-
-        if step % eval_interval == 0 or step == total_steps:
-            start = clock.now()
-            val = evaluate(model, task, "val", device, dtype, cfg["val_batches"])
-            clock.add("eval", start)
-            p.val_history.append((step, val[metric]))
-            p.curves.append(f"{step},val,{val['loss']!r},{val[metric]!r},,,{clock.totals['train']!r}")
-            bar.set_postfix({metric: f"{val[metric]:.4g}"})
-            if p.time_to_target is None and _reached(val[metric], task.target, higher):
-                p.time_to_target = {"step": step, "train_seconds": clock.totals["train"]}
-            if cfg["selection"] == "best_val" and _better(val[metric], p.best_val, higher):
-                p.best_val, p.best_step = val[metric], step
-                p.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if step % cfg["log_every"] == 0 or step == s.total_steps:
+            lr = s.optimizer.param_groups[0]["lr"]
+            p.curves.append(f"{step},train,{p.last_loss!r},,{p.grad_norm!r},{lr!r},{s.clock.totals['train']!r}")
+        if step % s.eval_interval == 0 or step == s.total_steps:
+            value = _validate(s, p, step)
+            bar.set_postfix({s.task.metric: f"{value:.4g}"})
             if on_eval is not None:
-                on_eval(step, val[metric])
-        if step in probe_steps:
-            probe(step)
-        if checkpoint is not None and step % checkpoint.every == 0 and step < total_steps:
-            save_checkpoint()
+                on_eval(step, value)
+        if step in s.probe_steps:
+            s.probe(p, step)
+        if checkpoint is not None and step % checkpoint.every == 0 and step < s.total_steps:
+            _save(s, p, checkpoint, resolved.hash)
     bar.close()
 
     if p.status == "ok" and cfg["selection"] == "best_val" and p.best_state is not None:
-        model.load_state_dict(p.best_state)
-    start = clock.now()
-    test = evaluate(model, task, "test", device, dtype) if p.status == "ok" else None
-    final_val = p.val_history[-1][1] if p.val_history else None
-    clock.add("eval", start)
+        s.model.load_state_dict(p.best_state)
+    start = s.clock.now()
+    test = training.evaluate(s.model, s.task, "test", s.device, s.dtype) if p.status == "ok" else None
+    s.clock.add("eval", start)
+    curves = "step,split,loss,metric,grad_norm,lr,train_seconds\n" + "".join(row + "\n" for row in p.curves)
+    return _record(resolved, s, p, test, wall_start), curves
 
+
+def _record(resolved: Resolved, s: _Setup, p: Progress, test: dict | None, wall_start: float) -> dict:
+    cfg, task, model, metric = s.cfg, s.task, s.model, s.task.metric
+    final_val = p.val_history[-1][1] if p.val_history else None
     ratios = {step: probes.gradient_ratio(profile) for step, profile in p.hidden.items()}
     last_probe = max(p.hidden, key=int)
     best = cfg["selection"] == "best_val"
-    record = {
+    return {
         "schema": records.SCHEMA_VERSION,
         "config_hash": resolved.hash,
         "task": cfg["task"],
@@ -398,8 +318,8 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
         "provenance": resolved.provenance,
         "task_info": {
             "version": task.version, "variant": task.variant, "metric": metric,
-            "higher_is_better": higher, "seq_len": task.seq_len, "output_at": task.output_at,
-            "target": task.target, "steps_per_epoch": steps_per_epoch(cfg, task), **task.describe(),
+            "higher_is_better": task.higher_is_better, "seq_len": task.seq_len, "output_at": task.output_at,
+            "target": task.target, "steps_per_epoch": training.steps_per_epoch(cfg, task), **task.describe(),
         },
         "model_info": {
             "version": model.version,
@@ -410,7 +330,7 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
         },
         "metrics": {
             "selection": cfg["selection"],
-            "selected_step": p.best_step if best else (p.diverged_step or total_steps),
+            "selected_step": p.best_step if best else (p.diverged_step or s.total_steps),
             "val_best": p.best_val if best else final_val,
             "val_final": final_val,
             "test": test[metric] if test else None,
@@ -432,14 +352,12 @@ def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint:
         "timing": {
             # wall time of this process only; a resumed run's per-category seconds add up all segments
             "total_seconds": time.perf_counter() - wall_start,
-            **{f"{k}_seconds": v for k, v in clock.totals.items()},
+            **{f"{k}_seconds": v for k, v in s.clock.totals.items()},
             "median_step_seconds": statistics.median(p.step_times) if p.step_times else None,
             "time_to_target": p.time_to_target,
             "resumed_at_steps": p.resumed_at,
-            "train_step": train_forward.kind,  # "cuda_graph" or "eager" (suite.cuda_graph)
+            "train_step": s.train_forward.kind,  # "cuda_graph" or "eager" (suite.cuda_graph)
         },
-        "memory": _peak_memory(device),
-        "environment": records.environment(device),
+        "memory": training.peak_memory(s.device),
+        "environment": records.environment(s.device),
     }
-    curves = "step,split,loss,metric,grad_norm,lr,train_seconds\n" + "".join(row + "\n" for row in p.curves)
-    return record, curves

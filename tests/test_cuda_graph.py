@@ -16,7 +16,7 @@ from torch import Tensor
 import suite
 from suite.cli import main
 from suite.cuda_graph import ENV, TrainForward
-from suite.harness import predict
+from suite.training import predict
 from tests.test_cli import RUN
 
 CUDA = torch.cuda.is_available()
