@@ -171,11 +171,17 @@ finished runs and studies are skipped on a rerun). Measured cost so far: {cost}.
 """
 
 
+def _cost_s(frame: pd.DataFrame) -> float:
+    """CPU-seconds the records of a cell measured: its runs and its studies' trials."""
+    return frame.total_s.fillna(0).sum() + frame.choose_s.fillna(0).sum()
+
+
 def cell_section(name: str, frame: pd.DataFrame) -> str:
     cell = CELLS[name]
     metric = next((m for m in frame.metric.dropna() if m), "")
     head = (f"## {name}: {cell.task}, " + ", ".join(cell.sets) + f"\n\nTarget: test {metric} "
-            f"{'≥' if frame.higher_is_better.any() else '≤'} {cell.target:g}. Budget: {cell.budget_note}.\n\n")
+            f"{'≥' if frame.higher_is_better.any() else '≤'} {cell.target:g}. Budget: {cell.budget_note}. "
+            f"Measured cost of this cell so far: {_cost_s(frame) / 3600:.2f} CPU-hours.\n\n")
     return head + render(frame).to_markdown(index=False) + "\n\n" + regret(frame) + "\n\n" \
         + f"![test {metric} against Δt](figures/regret_{name}.png)\n"
 
@@ -222,7 +228,7 @@ def regret_figure(name: str, frame: pd.DataFrame, out_dir: Path) -> Path | None:
 
 def write_table(names: list[str], out: Path = OUT) -> Path:
     frames = {name: cell_rows(name, out) for name in names}
-    total = sum(f.total_s.fillna(0).sum() + f.choose_s.fillna(0).sum() for f in frames.values())
+    total = sum(_cost_s(f) for f in frames.values())
     text = HEADER.format(last=PROFILE.eval_seeds, pruner=PROFILE.pruner, tie=TIE_SE,
                          cost=f"{total / 3600:.2f} CPU-hours")
     text += "\n".join(cell_section(name, f) for name, f in frames.items())
