@@ -10,15 +10,11 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from suite import records
 from suite.hamiltonian.heuristic import STABLE_DECADES
-
-if TYPE_CHECKING:
-    from suite.gradient_study import Study
 
 HEATMAP_COLUMNS = 200  # t is averaged (in log10) into at most this many columns
 
@@ -39,7 +35,7 @@ def fmt_dev(v) -> str:
     return f"{v:+.2f}"
 
 
-def write_outputs(study: Study, out: Path, table: pd.DataFrame, bands: pd.DataFrame, profiles: list[dict],
+def write_outputs(settings: str, out: Path, table: pd.DataFrame, bands: pd.DataFrame, profiles: list[dict],
                   heuristics: dict) -> list[Path]:
     lines = [json.dumps(records.sanitize(p), allow_nan=False) for p in profiles]
     records.write_text_atomic(out / "profiles.jsonl", "\n".join(lines) + "\n")
@@ -71,8 +67,7 @@ def write_outputs(study: Study, out: Path, table: pd.DataFrame, bands: pd.DataFr
     header = [
         "# Gradient-control study",
         "",
-        f"Settings: hidden size {study.hidden_size}, {study.train_steps} training steps (Adam, lr {study.lr:g}, "
-        f"batch {study.batch_size}), probe batch {study.probe_batch}, seed {study.seed}. "
+        f"Settings: {settings}. "
         "ratio = log10(‖∂L/∂h_1‖/‖∂L/∂h_T‖) (the suite's endpoint ratio); D = log10(‖∂L/∂h_t‖/‖∂L/∂h_T‖) "
         f"of largest magnitude over t = 1..T. Classes: stable |D| ≤ {STABLE_DECADES:g}, exploding "
         f"D > {STABLE_DECADES:g}, vanishing D < −{STABLE_DECADES:g} (±inf: overflow / underflow in float64); "

@@ -217,7 +217,9 @@ def _run_study(study: Study) -> dict:
 
     table = pd.DataFrame(rows)
     bands = stable_bands(table)
-    written = write_outputs(study, out, table, bands, profiles, heuristics)
+    settings = (f"hidden size {study.hidden_size}, {study.train_steps} training steps (Adam, lr {study.lr:g}, "
+                f"batch {study.batch_size}), probe batch {study.probe_batch}, seed {study.seed}")
+    written = write_outputs(settings, out, table, bands, profiles, heuristics)
     written += figures(table, profiles, out / "figures")
     return {"table": out / "table.md", "written": written, "bands": bands}
 
