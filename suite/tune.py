@@ -281,7 +281,9 @@ def report_seeds(spec: TuneSpec, definition: dict) -> list[int]:
 
 def evaluate(spec: TuneSpec, definition: dict, summary: dict) -> None:
     """The best trial's values and the untuned configuration, each on the eval seeds;
-    records skipped when they exist, so this too resumes."""
+    records skipped when they exist, so this too resumes; a seed another worker is
+    running is left to it."""
+    from suite.claims import CellBusy
     from suite.harness import run
 
     root = Path(spec.out) / spec.study_name
@@ -290,7 +292,11 @@ def evaluate(spec: TuneSpec, definition: dict, summary: dict) -> None:
     for name, out, searched in arms:
         for seed in report_seeds(spec, definition):
             cfg = run_config(spec.task, spec.model, [*spec.sets, *searched, f"seed={seed}"], spec.device)
-            record = run(cfg, out=out, quiet=True, data_dir=spec.data_dir)
+            try:
+                record = run(cfg, out=out, quiet=True, data_dir=spec.data_dir)
+            except CellBusy as exc:  # another worker of the study runs it: take the next seed
+                print(f"eval {name} seed {seed}: left to another worker ({exc})", flush=True)
+                continue
             test = record["metrics"]["test"]
             shown = f"{test:.5g}" if test is not None else record["status"]
             print(f"eval {name} seed {seed}: test {definition['metric']} = {shown}", flush=True)

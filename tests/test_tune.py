@@ -147,6 +147,31 @@ def _started(path: Path) -> bool:
         return False
 
 
+def test_evaluation_leaves_a_seed_another_worker_runs_and_runs_the_rest(tmp_path, capsys):
+    # a second worker reaching the evaluation while the first runs a seed takes the
+    # next seeds instead of stopping on the busy one (two workers share the evaluation)
+    from suite import tune as tune_mod
+    from suite.claims import Claim
+    from suite.config import run_config
+
+    out = tmp_path / "tuning"
+    assert main(["tune", *TINY, "--out", str(out), "--eval-seeds", "2", "--trials", "2"]) == 0
+    spec = tune_mod.TuneSpec(task="adding", model="gru", sets=TINY_SETS, trials=2, eval_seeds=2, out=str(out),
+                             quiet=True)
+    definition = tune_mod.study_definition(spec)
+    summary = json.loads((out / "adding-gru" / "study.json").read_text())
+    held_cfg = run_config("adding", "gru", [*TINY_SETS, "seed=1"])
+    held_dir = records.run_dir(out / "adding-gru" / "heuristic", "adding", "gru", 1, resolve(held_cfg).hash)
+    shutil.rmtree(held_dir)  # as if its run had not finished yet: another worker holds it
+    capsys.readouterr()
+    with Claim.acquire(held_dir):
+        tune_mod.evaluate(spec, definition, summary)
+    printed = capsys.readouterr().out
+    assert "eval heuristic seed 1: left to another worker" in printed
+    assert "eval heuristic seed 2: test mse" in printed  # the seed after the busy one still ran
+    assert not records.is_complete(held_dir)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(tmp_path, kind):
     out = tmp_path / "tuning"
