@@ -199,7 +199,7 @@ def _sum_bt(a: Tensor, b: Tensor, role: str) -> Tensor:
     return torch.mul(a, b, out=POOL.take(role, a.shape, a)).sum((0, 1))
 
 
-def _states(role: str, steps: int, batch: int, width: int, like: Tensor) -> Tensor:
+def state_buffer(role: str, steps: int, batch: int, width: int, like: Tensor) -> Tensor:
     """A state history [T + 1, B, width] whose row 0 is the zero initial state."""
     buf = POOL.take(role, (steps + 1, batch, width), like)
     buf[0].zero_()
@@ -249,7 +249,7 @@ class Antisymmetric:
 
     def forward(self, drives, A):
         steps, batch, hidden = drives[0].shape
-        hs = _states("antisymmetric.h", steps, batch, hidden, A)
+        hs = state_buffer("antisymmetric.h", steps, batch, hidden, A)
         h_t, A_t = hs.unbind(0), A.T
         if not self.gated:
             p_t = drives[0].unbind(0)
@@ -294,7 +294,7 @@ class Lipschitz:
 
     def forward(self, drives, R):
         steps, batch, hidden = drives[0].shape
-        hs = _states("lipschitz.h", steps, batch, hidden, R)
+        hs = state_buffer("lipschitz.h", steps, batch, hidden, R)
         h_t, p_t, R_t = hs.unbind(0), drives[0].unbind(0), R.T
         for t in range(steps):
             aw = torch.mm(h_t[t], R_t)
@@ -321,7 +321,7 @@ class ModReLU:
 
     def forward(self, drives, B, b):
         steps, batch, hidden = drives[0].shape
-        hs = _states("modrelu.h", steps, batch, hidden, B)
+        hs = state_buffer("modrelu.h", steps, batch, hidden, B)
         h_t, p_t, B_t = hs.unbind(0), drives[0].unbind(0), B.T
         for t in range(steps):
             p = p_t[t].addmm_(h_t[t], B_t)
@@ -351,7 +351,7 @@ class IndRNN:
 
     def forward(self, drives, u):
         steps, batch, hidden = drives[0].shape
-        hs = _states("indrnn.h", steps, batch, hidden, u)
+        hs = state_buffer("indrnn.h", steps, batch, hidden, u)
         h_t, p_t = hs.unbind(0), drives[0].unbind(0)
         for t in range(steps):
             torch.addcmul(p_t[t], u, h_t[t], out=h_t[t + 1]).relu_()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from baselines._fused import POOL, _states, run, scalar, tanh_
+from baselines._fused import POOL, run, scalar, state_buffer, tanh_
 from baselines._reversible_unicornn import reversible_stack
 
 
@@ -37,12 +37,12 @@ class Oscillator:
         steps, batch, hidden = drives[0].shape
         dense = rec.dim() == 2
         if dense:  # W acts on the row [y; z]: keep the two blocks side by side
-            s = _states("oscillator.yz", steps, batch, 2 * hidden, rec)
+            s = state_buffer("oscillator.yz", steps, batch, 2 * hidden, rec)
             ys, zs = s[..., :hidden], s[..., hidden:]
             saved = (s,)
         else:  # separate, so that the y history is contiguous for the next layer's input map
-            ys = _states("oscillator.y", steps, batch, hidden, rec)
-            zs = _states("oscillator.z", steps, batch, hidden, rec)
+            ys = state_buffer("oscillator.y", steps, batch, hidden, rec)
+            zs = state_buffer("oscillator.z", steps, batch, hidden, rec)
             s, saved = None, (ys, zs)
         out = ys[1:] if mask is None else POOL.take("oscillator.out", ys[1:].shape, rec)
         y_t, z_t, p_t, o_t = ys.unbind(0), zs.unbind(0), drives[0].unbind(0), out.unbind(0)
@@ -120,7 +120,7 @@ class LEM:
     def forward(self, drives, W, W_y):
         pre, ty = drives
         steps, batch, hidden = ty.shape
-        ys, zs = _states("lem.y", steps, batch, hidden, W), _states("lem.z", steps, batch, hidden, W)
+        ys, zs = state_buffer("lem.y", steps, batch, hidden, W), state_buffer("lem.z", steps, batch, hidden, W)
         pre[..., 2 * hidden:].mul_(2)
         ty.mul_(2)
         w_t = torch.cat([W[:2 * hidden], 2 * W[2 * hidden:]]).T

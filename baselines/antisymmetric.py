@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from baselines._fused import Antisymmetric, run
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

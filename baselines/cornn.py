@@ -41,9 +41,9 @@ from torch import nn
 
 from baselines._fused import run
 from baselines._fused_oscillators import Oscillator
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

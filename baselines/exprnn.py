@@ -42,9 +42,9 @@ from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
 from baselines._fused import ModReLU, run
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

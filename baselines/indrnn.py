@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._fused import indrnn_layer
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

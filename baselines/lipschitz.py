@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from baselines._fused import Lipschitz, run
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @register_model("lstm")

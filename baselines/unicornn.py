@@ -48,9 +48,9 @@ from torch import nn
 
 from baselines._fused_oscillators import unicornn_layer
 from baselines._reversible_unicornn import reversible_stack
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from suite.config import require
-from suite.registry import register_task
-from suite.spec import Task
+from suite.core.config import require
+from suite.core.registry import register_task
+from suite.core.spec import Task
 from tasks._common import STREAMS, FixedSets, generator
 
 TRIVIAL_MSE = 1.0 / 6.0  # Var(U[0,1] + U[0,1]) = 2/12
@@ -62,7 +62,6 @@ class Adding(Task):
     metric = "mse"
     higher_is_better = False
     output_at = "last"
-    loss_kind = "mse"
     input_size = 2
     output_size = 1
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from suite.config import require
-from suite.registry import register_task
-from suite.spec import Task
+from suite.core.config import require
+from suite.core.registry import register_task
+from suite.core.spec import Task
 from tasks._common import STREAMS, FixedSets, generator
 
 N_SYMBOLS = 10  # to copy
@@ -66,7 +66,6 @@ class Copy(Task):
     metric = "xent"
     higher_is_better = False
     output_at = "all"
-    loss_kind = "xent"
     input_size = ALPHABET
     output_size = ALPHABET
 

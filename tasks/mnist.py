@@ -51,9 +51,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from suite.config import require
-from suite.registry import SuiteError, register_task
-from suite.spec import Task
+from suite.core.config import require
+from suite.core.registry import SuiteError, register_task
+from suite.core.spec import Task
 
 # SHA-256 of the decompressed IDX files: the canonical hashes other projects pin.
 FILES = {
@@ -215,7 +215,6 @@ class SMNIST(Task):
     metric = "accuracy"
     higher_is_better = True
     output_at = "last"
-    loss_kind = "xent"
     output_size = 10
 
     def __init__(self, cfg, **kwargs):

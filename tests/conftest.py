@@ -42,7 +42,7 @@ def tiny_task_params(name: str) -> dict:
     with a small ``T`` when they have one."""
     if name in TINY_TASK_PARAMS:
         return dict(TINY_TASK_PARAMS[name])
-    cls = suite.registry.TASKS.get(name)
+    cls = suite.core.registry.TASKS.get(name)
     fields = getattr(cls.Config, "__dataclass_fields__", {})
     return {"T": 6} if "T" in fields else {}
 

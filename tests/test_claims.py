@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from suite import claims, records
-from suite.claims import CellBusy, Claim, ClaimLost
+from suite.core import claims, records
+from suite.core.claims import CellBusy, Claim, ClaimLost
 
 
 def cell(tmp_path: Path) -> Path:
@@ -114,7 +114,7 @@ SWEEP = ["sweep", "--tasks", "adding", "--models", "gru,lstm,antisymmetric", "--
 def test_two_sweeps_on_one_directory_split_the_cells(tmp_path):
     out = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "suite.cli", *SWEEP, "--out", str(out)]
+    cmd = [sys.executable, "-m", "suite.cli.main", *SWEEP, "--out", str(out)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]

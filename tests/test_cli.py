@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from suite.build import resolve
-from suite.cli import PRESETS, build_parser, load_sweep, main
+from suite.cli.main import PRESETS, build_parser, load_sweep, main
+from suite.core.build import resolve
 
 RUN = ["run", "--task", "adding", "--model", "gru", "--set", "steps=6", "--set", "hidden_size=4",
        "--set", "task.T=5", "--set", "task.n_val=8", "--set", "task.n_test=8", "--set", "eval_every=3",
@@ -90,7 +90,7 @@ def test_list_shows_tasks_models_and_defaults(capsys):
 
 
 def test_console_script_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "suite.cli", "run", "--task", "adding", "--model", "nope"],
+    proc = subprocess.run([sys.executable, "-m", "suite.cli.main", "run", "--task", "adding", "--model", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
 
@@ -98,7 +98,7 @@ def test_console_script_entry_point(tmp_path):
 def test_report_orders_variants_by_number():
     import pandas as pd
 
-    from suite import report
+    from suite.analysis import report
 
     runs = pd.DataFrame([
         {"task": "adding", "variant": f"T={T}", "model": model, "status": "ok", "test": 0.1,

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import suite  # noqa: F401  (registers the built-in tasks and models)
-from suite.build import resolve
-from suite.config import RUN_KEYS, RunConfig, build_config, run_config
-from suite.registry import MODELS, TASKS, SuiteError
+from suite.core.build import resolve
+from suite.core.config import RUN_KEYS, RunConfig, build_config, run_config
+from suite.core.registry import MODELS, TASKS, SuiteError
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=bool(os.environ.get("CI")), database=None,
                     suppress_health_check=[HealthCheck.too_slow])

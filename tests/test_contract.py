@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import suite
-from suite.spec import as_tuple, step_loop
+from suite.core.spec import as_tuple, step_loop
 from tests.conftest import MNIST_TASKS, mnist_dir, tiny_task_params
 
 TASKS = suite.list_tasks()
@@ -35,7 +35,7 @@ def test_every_model_builds_with_defaults(name):
 
 @pytest.mark.parametrize("name", TASKS)
 def test_every_task_declares_its_metric(name):
-    cls = suite.registry.TASKS.get(name)
+    cls = suite.core.registry.TASKS.get(name)
     assert isinstance(cls.higher_is_better, bool)
     assert isinstance(cls.version, int) and cls.version >= 1
     assert cls.output_at in ("last", "all")
@@ -58,7 +58,7 @@ def test_pair_trains_a_few_steps(task_name, model_name):
         assert x.shape == (4, task.seq_len, task.input_size)
         feats = model(x)
         assert feats.shape == (4, task.seq_len, model.feature_size)
-        out = suite.probes.apply_readout(model, task, feats)
+        out = suite.core.probes.apply_readout(model, task, feats)
         loss = task.loss(out, y)
         assert loss.shape == (4,)
         loss = loss.mean()
@@ -105,7 +105,7 @@ def test_state_and_features_shapes(name):
 
 
 def _reversible_variants(name: str) -> list[dict]:
-    fields = {f.name for f in dataclasses.fields(suite.registry.MODELS.get(name).Config)}
+    fields = {f.name for f in dataclasses.fields(suite.core.registry.MODELS.get(name).Config)}
     return [{}, {"reversible": True}] if "reversible" in fields else [{}]
 
 

@@ -1,4 +1,4 @@
-"""The CUDA-graph training step (suite.cuda_graph) against the CPU reference: on a GPU,
+"""The CUDA-graph training step (suite.core.cuda_graph) against the CPU reference: on a GPU,
 every model's graphed training steps (losses and gradients) equal the CPU's eager steps
 within float32 tolerance and the record says which ran; everywhere, the eager step stays the reference (the CPU ignores
 the request) and a malformed request is one line."""
@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 
 import suite
-from suite.cli import main
-from suite.cuda_graph import ENV, TrainForward
-from suite.training import predict
+from suite.cli.main import main
+from suite.core.cuda_graph import ENV, TrainForward
+from suite.core.training import predict
 from tests.test_cli import RUN
 
 CUDA = torch.cuda.is_available()
@@ -103,7 +103,7 @@ def test_graphed_training_steps_equal_the_cpu_reference(name, task_name):
     cpu, gpu = _twins(name, task)
     if not cpu.step_matches_training():
         pytest.skip(f"{name} has dropout or batch statistics in training: graphed runs equal eager ones in "
-                    "distribution only (suite.cuda_graph)")
+                    "distribution only (suite.core.cuda_graph)")
     fast = TrainForward(gpu, lambda x: predict(gpu, task, x), torch.device("cuda"), enabled=True)
     got = _train_steps(gpu, fast, task, "cuda", 4)
     want = _train_steps(cpu, lambda x: predict(cpu, task, x), task, "cpu", 4)

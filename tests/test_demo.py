@@ -7,8 +7,8 @@ import re
 
 from PIL import Image
 
-from suite import progress
-from suite.cli import build_parser, load_sweep, main
+from suite.cli.main import build_parser, load_sweep, main
+from suite.core import progress
 
 TINY = ["--set", "steps=10", "--set", "task.T=5", "--set", "hidden_size=8", "--set", "batch_size=8",
         "--set", "task.n_val=16", "--set", "task.n_test=16", "--set", "eval_every=5"]

@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from suite import records
-from suite.cli import main, make_config
-from suite.harness import run
+from suite.cli.main import main
+from suite.core import records
+from suite.core.configure import make_config
+from suite.core.harness import run
 
 SETS = ["steps=20", "task.T=5", "hidden_size=8", "batch_size=8", "task.n_val=16", "task.n_test=16",
         "eval_every=10", "probes=1"]
@@ -193,4 +194,6 @@ def test_a_missing_tracker_names_its_extra(runs, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
     assert main(["export", str(runs), "--to", "wandb", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "rnnsuite: error: --to wandb needs the wandb package: pip install 'rnnsuite[wandb]'"
+    # rnnsuite is on no package index: the hint installs the extra from the checkout
+    assert err == ("rnnsuite: error: --to wandb needs the wandb package: from the checkout, "
+                   "pip install -c constraints.txt -e '.[wandb]'")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import suite
-from suite.spec import step_loop
+from suite.core.spec import step_loop
 
 B, T, IN, H = 3, 6, 2, 4
 

@@ -14,7 +14,7 @@ import suite
 from baselines import _fused, _reversible_unicornn
 from baselines._fused import Antisymmetric, IndRNN, Lipschitz, ModReLU, indrnn_layer, run, tanh_
 from baselines._fused_oscillators import LEM, Oscillator, unicornn_layer
-from suite.spec import step_loop
+from suite.core.spec import step_loop
 
 B, T, IN, H = 2, 4, 2, 3
 

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from suite import gradient_study as gs
-from suite.cli import main
-from suite.registry import SuiteError
+from suite.cli.main import main
+from suite.core.registry import SuiteError
+from suite.studies import gradients as gs
 
 
 def test_parse_dts():

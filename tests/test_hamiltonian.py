@@ -13,10 +13,12 @@ import torch
 from torch.func import functional_call
 
 import suite
-from suite.hamiltonian import deep, drift, update
+from suite.core.registry import MODELS, SuiteError
+from suite.core.spec import as_tuple, step_loop
+from suite.hamiltonian import update
 from suite.hamiltonian.hdnn import FORMS, HDNNCell, j1, j2
-from suite.registry import MODELS, SuiteError
-from suite.spec import as_tuple, step_loop
+from suite.studies import deep_hdnn as deep
+from suite.studies import drift
 
 CELLS = ["hrnn", "hdnn-h1-j1", "hdnn-h1-j2", "hdnn-h2", "hdnn-ms1", "hdnn-ms2", "hdnn-ms3"]
 REVERSIBLE = ["hrnn", "hdnn-h2", "hdnn-ms1", "hdnn-ms3"]
@@ -286,8 +288,9 @@ def test_deep_main_writes_the_table_and_the_figure(tmp_path, monkeypatch):
     code = deep.main(["--out", str(tmp_path), "--epochs", "1", "--networks", "h2,resnet",
                       "--datasets", "double_moons"])
     assert code == 0
-    for f in ("table.md", "table.csv", "sensitivity.csv", "sensitivity.png"):
+    for f in ("table.md", "table.csv", "sensitivity.csv", "figures/sensitivity.png"):
         assert (tmp_path / f).exists()
+    assert len(list((tmp_path / "records").rglob("record.json"))) == 2  # one per network
     sens = deep.pd.read_csv(tmp_path / "sensitivity.csv")
     assert sens[sens.network == "H2"]["min"].min() >= 1 - 1e-6
     assert math.isclose(sens[sens.ell == 0]["mean"].max(), 1.0)

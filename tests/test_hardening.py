@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import suite
-from suite import claims, harness, probes, records
-from suite.cli import main
-from suite.registry import SuiteError
+from suite.cli.main import main
+from suite.core import claims, harness, probes, records
+from suite.core.registry import SuiteError
 
 TINY = ["--set", "steps=12", "--set", "hidden_size=4", "--set", "task.T=5", "--set", "task.n_val=8",
         "--set", "task.n_test=8", "--set", "eval_every=4", "--set", "probes=1", "--set", "probe_batch=8",
@@ -186,7 +186,7 @@ def test_read_only_and_full_disks_give_one_line(tmp_path):
     so full that the first checkpoint cannot be written."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    cli = f"{sys.executable} -m suite.cli {' '.join(RUN)} --set steps=40 --set hidden_size=64 --checkpoint-every 5"
+    cli = f"{sys.executable} -m suite.cli.main {' '.join(RUN)} --set steps=40 --set hidden_size=64 --checkpoint-every 5"
     script = (f"mount -t tmpfs -o size=1m,ro tmpfs {mnt} && {cli} --out {mnt}/runs; echo rc=$?; "
               f"mount -o remount,rw {mnt} && head -c 900k /dev/zero > {mnt}/filler; "
               f"{cli} --out {mnt}/runs; echo rc=$?; find {mnt}/runs -name '*.tmp' | wc -l")
@@ -310,7 +310,7 @@ def test_load_record_says_why(tmp_path):
 
 
 def test_tuned_file_checks(tmp_path):
-    from suite.tune import load_tuned
+    from suite.core.tuned import load_tuned
 
     assert load_tuned(None, "adding", "gru") is None
     path = tmp_path / "study.json"

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 import suite
-from suite import probes, records
-from suite.registry import MODELS
-from suite.spec import RecurrentModel
+from suite.core import probes, records
+from suite.core.registry import MODELS
+from suite.core.spec import RecurrentModel
 
 TINY = dict(hidden_size=8, batch_size=8, steps=12, eval_every=5, log_every=2, probe_batch=4, device="cpu")
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import suite
-from suite import probes
+from suite.core import probes
+from suite.core.registry import SuiteError
 from suite.hamiltonian import heuristic
 from suite.hamiltonian.heuristic import classify, deviation, heuristic_dt
-from suite.registry import SuiteError
 
 
 @pytest.mark.parametrize("profile, expected, klass", [
@@ -50,9 +50,9 @@ def test_deviation_contains_the_endpoint_ratio():
 
 
 def test_step_size_fields():
-    assert heuristic.step_size_field(suite.registry.MODELS.get("hrnn")) == "dt"
-    assert heuristic.step_size_field(suite.registry.MODELS.get("antisymmetric")) == "eps"
-    assert heuristic.step_size_field(suite.registry.MODELS.get("lstm")) is None
+    assert heuristic.step_size_field(suite.core.registry.MODELS.get("hrnn")) == "dt"
+    assert heuristic.step_size_field(suite.core.registry.MODELS.get("antisymmetric")) == "eps"
+    assert heuristic.step_size_field(suite.core.registry.MODELS.get("lstm")) is None
     with pytest.raises(SuiteError, match="no step-size field"):
         heuristic_dt("lstm", input_size=1, hidden_size=4, seq_len=10)
 
@@ -96,7 +96,7 @@ def test_heuristic_is_deterministic_and_leaves_the_global_rng_alone():
 
 @pytest.mark.parametrize("name", ["hrnn", "hdnn-h1-j2", "hdnn-h2"])
 def test_heuristic_is_the_default_and_resolves_to_a_float_with_its_rule(name):
-    cls = suite.registry.MODELS.get(name)
+    cls = suite.core.registry.MODELS.get(name)
     field = heuristic.step_size_field(cls)
     default = cls.Config()
     assert getattr(default, field) == "heuristic"

@@ -1,4 +1,4 @@
-"""The cluster launcher (suite.launch): `rnnsuite sweep --launcher local` runs the cells
+"""The cluster launcher (suite.cli.launch): `rnnsuite sweep --launcher local` runs the cells
 as submitit jobs (real subprocesses); a preempted job is requeued and resumes from the
 cell's checkpoint, a killed one is resubmitted by rerunning the command, and both end
 with the record of an uninterrupted run. `--launcher slurm` is checked up to sbatch:
@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from suite import claims, records
-from suite.cli import main, make_config
-from suite.harness import run
+from suite.cli.main import main
+from suite.core import claims, records
+from suite.core.configure import make_config
+from suite.core.harness import run
 
 SETS = ["steps=300", "task.T=5", "hidden_size=8", "batch_size=8", "task.n_val=16", "task.n_test=16",
         "eval_every=100", "probes=2"]
@@ -82,7 +83,7 @@ def check_preempted_and_killed(tmp_path, capsys, env):
     expected = {m: records.load_record(Path(run(make_config("adding", m, 0, SETS, "cpu"), out=reference,
                                                 quiet=True)["path"])) for m in ("gru", "lstm")}
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "suite.cli", *SWEEP, "--out", str(out), "--launcher", "local", "--wait"]
+    cmd = [sys.executable, "-m", "suite.cli.main", *SWEEP, "--out", str(out), "--launcher", "local", "--wait"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     # gru: SIGUSR2, what SLURM sends before preemption or a time limit (requeued);
     # lstm: SIGKILL, a lost node (the job ends without a result)
@@ -177,7 +178,7 @@ def test_an_unknown_slurm_key_is_refused(tmp_path, capsys):
 def test_a_requeued_task_waits_for_its_predecessors_claim(tmp_path, monkeypatch):
     """On another node a killed task's claim stays until it is stale; the requeued task
     waits for it instead of leaving the cell unfinished."""
-    from suite import launch
+    from suite.cli import launch
 
     cfg = make_config("adding", "gru", 0, ["steps=5", "task.T=5", "hidden_size=4", "batch_size=4",
                                            "task.n_val=16", "task.n_test=16"], "cpu")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import suite
-from suite.spec import step_loop
+from suite.core.spec import step_loop
 
 B, T, IN, HID = 3, 7, 2, 5
 

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 import suite
-from suite import paper
-from suite.build import resolve
-from suite.cli import main
+from suite.cli import paper as paper_command
+from suite.cli.main import main
+from suite.core.build import resolve
+from suite.studies import paper
 
 
 def test_unknown_table_is_a_one_line_error(capsys):
@@ -21,7 +22,7 @@ def test_every_table_has_both_profiles_and_a_cost():
     for name, table in paper.TABLES.items():
         full = table.full.names() if isinstance(table.full, paper.RecipeProfile) else table.full.cells
         assert table.quick.cells and full and table.cost, name
-    for name, spec in paper.DELEGATED.items():
+    for name, spec in paper_command.DELEGATED.items():
         assert spec["quick"] and spec["full"] and spec["cost"], name
 
 
@@ -64,8 +65,8 @@ def test_full_table_runs_each_recipe_and_says_what_differs(mnist, tmp_path):
     runs = tmp_path / "runs"
     for cfg in cells:
         suite.run(cfg, out=runs, quiet=True, data_dir=mnist)
-    from suite import report
-    from suite.paper_recipes import recipe_table
+    from suite.analysis import report
+    from suite.studies.paper_recipes import recipe_table
 
     row = recipe_table(report.load_runs(runs)).iloc[0]
     assert row.recipe == "cornn-smnist" and row.published == "99.35 %" and row["published selection"] == "last"

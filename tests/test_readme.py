@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 import suite
-from suite.build import build_model
-from suite.registry import MODELS
+from suite.core.build import build_model
+from suite.core.registry import MODELS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

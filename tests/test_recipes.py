@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import suite
-from suite import recipes
-from suite.cli import main
-from suite.config import run_config
-from suite.registry import SuiteError
+from suite.cli.main import main
+from suite.core import recipes
+from suite.core.config import run_config
+from suite.core.registry import SuiteError
 from tests.conftest import MNIST_TASKS, mnist_dir
 
 ALL = list(recipes.load_recipes())
@@ -127,7 +127,7 @@ def test_milestones_divide_the_learning_rate_at_the_stated_steps(tmp_path):
 
 
 def test_milestone_schedule_in_steps_and_epochs():
-    from suite.training import make_schedule
+    from suite.core.training import make_schedule
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     cfg = {"schedule": "milestones", "milestones": (2.0,), "lr_decay": 0.1, "epochs": 3.0}
@@ -141,7 +141,7 @@ def test_milestone_schedule_in_steps_and_epochs():
 
 
 def test_model_param_groups_get_their_learning_rate():
-    from suite.training import make_optimizer
+    from suite.core.training import make_optimizer
 
     model = suite.build_model("exprnn", input_size=1, output_size=2, hidden_size=4)
     opt = make_optimizer({"lr": 7e-4, "optimizer": "rmsprop", "weight_decay": 0.0, "momentum": 0.0}, model)

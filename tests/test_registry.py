@@ -8,7 +8,7 @@ from importlib import metadata
 
 import pytest
 
-from suite.registry import Registry, SuiteError
+from suite.core.registry import Registry, SuiteError
 
 
 def test_duplicate_name_is_an_error():

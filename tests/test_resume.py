@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from suite import records
+from suite.core import records
 
 ARGS = ["run", "--task", "copy", "--model", "hrnn", "--seed", "3", "-q", "--checkpoint-every", "10",
         "--set", "steps=150", "--set", "hidden_size=16", "--set", "batch_size=16", "--set", "task.T=20",
@@ -23,7 +23,7 @@ ARGS = ["run", "--task", "copy", "--model", "hrnn", "--seed", "3", "-q", "--chec
 
 
 def cli(out: Path) -> list[str]:
-    return [sys.executable, "-m", "suite.cli", *ARGS, "--out", str(out)]
+    return [sys.executable, "-m", "suite.cli.main", *ARGS, "--out", str(out)]
 
 
 def comparable(path: Path) -> dict:
@@ -73,7 +73,7 @@ def test_checkpoint_path_is_hidden_from_reports(tmp_path):
 KILL_AT = r'''
 import os, signal, sys
 moment, n, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-from suite import probes, records
+from suite.core import probes, records
 calls = [0]
 
 def due():
@@ -108,7 +108,7 @@ elif moment == "record-write":
 elif moment == "after-record":
     write_run = records.write_run
     records.write_run = lambda *a, **k: (write_run(*a, **k), die())
-from suite.cli import main
+from suite.cli.main import main
 sys.exit(main(argv))
 '''
 
@@ -124,7 +124,7 @@ MOMENTS = [("step", n) for n in sorted(random.Random(15).sample(range(2, 60), 2)
 # the reference run and every resumed run in one process: one start-up instead of seven
 RUN_ALL = r"""
 import sys
-from suite.cli import main
+from suite.cli.main import main
 args, outs = sys.argv[1 : sys.argv.index("--")], sys.argv[sys.argv.index("--") + 1 :]
 sys.exit(max(main([*args, "--out", out]) for out in outs))
 """

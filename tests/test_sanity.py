@@ -1,4 +1,4 @@
-"""The sanity table (suite.sanity): every anchor's log loads and its recipe resolves at the
+"""The sanity table (suite.studies.sanity): every anchor's log loads and its recipe resolves at the
 logged budget, logged points map onto our validation steps, the verdict follows the rule
 its header states, and the committed table is what the committed records give. No
 training: seconds."""
@@ -10,10 +10,10 @@ import math
 import pandas as pd
 import pytest
 
-from suite import sanity
-from suite.build import resolve
-from suite.cli import main
-from suite.registry import SuiteError
+from suite.cli.main import main
+from suite.core.build import resolve
+from suite.core.registry import SuiteError
+from suite.studies import sanity
 
 
 @pytest.mark.parametrize("name", list(sanity.ANCHORS))
@@ -115,7 +115,7 @@ def test_an_epoch_recipe_cut_to_steps_keeps_its_schedule():
     (_, cfg), = sanity.configs(["indrnn-smnist"])
     assert cfg.epochs is None and cfg.steps == 5100
     assert cfg.schedule == "constant" and cfg.milestones == ()
-    from suite.recipes import recipe_config
+    from suite.core.recipes import recipe_config
 
     with pytest.raises(SuiteError, match="would be read as steps"):
         recipe_config("indrnn-smnist", ["epochs=none", "steps=5100"])

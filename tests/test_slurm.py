@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from suite import records
-from suite.cli import make_config
-from suite.harness import run
+from suite.core import records
+from suite.core.configure import make_config
+from suite.core.harness import run
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("SLURM_CONF") or shutil.which("sbatch") is None,
@@ -38,7 +38,7 @@ def comparable(rec: dict) -> dict:
 def test_a_job_array_with_a_preempted_task(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the jobs inherit it (sbatch exports the environment)
     out = tmp_path / "shared"
-    cmd = [sys.executable, "-m", "suite.cli", "sweep", "--tasks", "adding", "--models", "gru,lstm", "--seeds", "0",
+    cmd = [sys.executable, "-m", "suite.cli.main", "sweep", "--tasks", "adding", "--models", "gru,lstm", "--seeds", "0",
            "--checkpoint-every", "10", "--out", str(out), "--launcher", "slurm", "--cpus-per-task", "1",
            "--time", "30", "-q", *[a for s in SETS for a in ("--set", s)]]
     submitted = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

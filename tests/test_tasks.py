@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import suite
-from suite.registry import SuiteError
+from suite.core.registry import SuiteError
 from tasks.copy_memory import memoryless_xent
 
 

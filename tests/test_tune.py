@@ -28,11 +28,13 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from baselines.rnn import GRU
-from suite import records, tune_report
-from suite.build import resolve
-from suite.cli import main, make_config
-from suite.registry import SuiteError
-from suite.tune import load_tuned, tuned_differences
+from suite.cli.main import main
+from suite.core import records
+from suite.core.build import resolve
+from suite.core.configure import make_config
+from suite.core.registry import SuiteError
+from suite.core.tuned import load_tuned, tuned_differences
+from suite.tuning import report as tune_report
 
 TINY = ["--task", "adding", "--model", "gru", "--set", "task.T=6", "--set", "hidden_size=8", "--set", "steps=20",
         "--set", "eval_every=10", "--set", "task.n_val=50", "--set", "task.n_test=50", "--set", "batch_size=16",
@@ -150,9 +152,9 @@ def _started(path: Path) -> bool:
 def test_evaluation_leaves_a_seed_another_worker_runs_and_runs_the_rest(tmp_path, capsys):
     # a second worker reaching the evaluation while the first runs a seed takes the
     # next seeds instead of stopping on the busy one (two workers share the evaluation)
-    from suite import tune as tune_mod
-    from suite.claims import Claim
-    from suite.config import run_config
+    from suite.core.claims import Claim
+    from suite.core.config import run_config
+    from suite.tuning import tune as tune_mod
 
     out = tmp_path / "tuning"
     assert main(["tune", *TINY, "--out", str(out), "--eval-seeds", "2", "--trials", "2"]) == 0
@@ -177,7 +179,7 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(tmp_path, kind):
     out = tmp_path / "tuning"
     path = out / ("adding-gru.journal" if kind == "journal" else "optuna.db")
     url = f"journal:{path}" if kind == "journal" else f"sqlite:///{path}"
-    cmd = [sys.executable, "-m", "suite.cli", "tune", *TINY, "--set", "steps=300", "--trials", "2",
+    cmd = [sys.executable, "-m", "suite.cli.main", "tune", *TINY, "--set", "steps=300", "--trials", "2",
            "--heartbeat", "1", "--eval-seeds", "0", "--out", str(out), "--storage", url]
     env = one_thread_env()
     log = open(tmp_path / "worker.log", "w")

@@ -1,4 +1,4 @@
-"""The medium tuning table (suite.tuning_table, suite.tuning_verdict) on a tiny profile:
+"""The medium tuning table (suite.studies.tuning_table, suite.studies.tuning_verdict) on a tiny profile:
 every configuration runs on every eval seed, the verdicts follow their stated rule, a
 rerun (also from a fresh clone, without the Optuna database) trains nothing, and bad
 input is one line. About a minute."""
@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from suite import tune, tuning_table, tuning_verdict
-from suite.cli import main
+from suite.cli.main import main
+from suite.studies import tuning_table, tuning_verdict
+from suite.tuning import study, tune
 
 TINY = ("task.T=6", "hidden_size=8", "batch_size=16", "steps=20", "eval_every=10", "task.n_val=50",
         "task.n_test=50", "probes=1")
@@ -52,12 +53,12 @@ def test_verdict_rule():
 def test_lr_only_study_fixes_every_other_searched_key():
     spec = tuning_table.studies("adding-T100")[0]
     assert spec.study_name == "adding-T100-hrnn-lr"
-    assert tune.search_space("hrnn", spec.sets) == {"lr": ("log", 1e-4, 1e-2)}
+    assert study.search_space("hrnn", spec.sets) == {"lr": ("log", 1e-4, 1e-2)}
     assert "model.dt=heuristic" in spec.sets
 
 
 def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, capsys):
-    assert tuning_table.run_table(None, out=tiny) == 0
+    assert tuning_verdict.run_table(None, out=tiny) == 0
     frame = pd.read_csv(tiny / "tuning.csv")
     expected = {("hrnn", "heuristic"), ("hrnn", "heuristic Δt, Optuna lr (2 trials)"), ("hdnn-h2", "heuristic"),
                 ("gru", "defaults"), ("gru", "Optuna (2 trials)"), ("cornn", "authors' recipe cornn-adding-T100"),
@@ -88,7 +89,7 @@ def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, caps
     before = {p: p.stat().st_mtime_ns for p in tiny.rglob("record.json")}
     assert len(before) == 3 * len(frame)
     capsys.readouterr()
-    assert tuning_table.run_table(None, out=tiny) == 0
+    assert tuning_verdict.run_table(None, out=tiny) == 0
     out = capsys.readouterr().out
     assert "searching" not in out and "\n[1/3]" not in out  # no study searched, no cell line printed
     assert {p: p.stat().st_mtime_ns for p in tiny.rglob("record.json")} == before
@@ -142,9 +143,9 @@ def test_committed_medium_table_is_what_its_committed_records_give(tmp_path):
 def test_every_cell_resolves_and_its_target_beats_the_trivial_score(name):
     # every run of the cell is a valid configuration before anything trains, and "solved"
     # lies on the far side of the trivial strategy from where training starts
-    from suite.build import resolve
-    from suite.registry import TASKS
-    from suite.tune import study_definition
+    from suite.core.build import resolve
+    from suite.core.registry import TASKS
+    from suite.tuning.tune import study_definition
 
     cell = tuning_table.CELLS[name]
     for spec in tuning_table.studies(name):

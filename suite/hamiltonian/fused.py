@@ -27,7 +27,7 @@ Two modes:
     the task reads the last step alone (``RecurrentModel.last_features``): activation
     memory is then O(B·H) (``python -m tests.benchmarks.activation_memory``). It costs one more product per
     tanh shear per step each way. Float32 reconstruction drift: measured by
-    ``python -m suite.hamiltonian.drift``, reported in docs/hamiltonian.md; it is small
+    ``python -m suite.studies.drift``, reported in docs/hamiltonian.md; it is small
     exactly when the gradients are stable (the inverse amplifies rounding errors as the
     backward amplifies gradients).
 
@@ -50,7 +50,7 @@ from torch import Tensor
 from suite.hamiltonian.update import Shear, drive_widths, invertible
 
 # The reversible backward leaves here the initial state it reconstructed (true value: 0),
-# for the drift measurement (suite.hamiltonian.drift); nothing else reads it.
+# for the drift measurement (suite.studies.drift); nothing else reads it.
 DIAGNOSTICS: dict[str, tuple[Tensor, ...]] = {}
 
 

@@ -48,7 +48,7 @@ docs/hamiltonian.md derives each symplecticity claim; tests/test_hamiltonian.py 
 
 The update of each cell is written once, as a list of shears (:data:`FORMS`,
 :mod:`suite.hamiltonian.fused`), and used by the recurrent cells here and by paper
-(b)'s deep networks (:mod:`suite.hamiltonian.deep`). ``forward`` is the fused sequence
+(b)'s deep networks (:mod:`suite.studies.deep_hdnn`). ``forward`` is the fused sequence
 Function; ``reversible=True`` (the invertible cells: H2, MS1, MS3) reconstructs the
 states backward instead of storing them.
 
@@ -64,12 +64,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from suite.config import require
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel, as_tuple
 from suite.hamiltonian import fused, update
 from suite.hamiltonian.heuristic import HeuristicStepSize
 from suite.hamiltonian.update import Shear
-from suite.registry import register_model
-from suite.spec import RecurrentModel, as_tuple
 
 
 def j1(d: int, like: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ initialization stays within half a decade of the output's over the whole sequenc
     Δt* = max { Δt ≤ Δt_cap : |D(Δt)| ≤ 0.5 },   D = the signed largest deviation
           max-|·| over t of log10(‖∂L/∂h_t‖ / ‖∂L/∂h_T‖)   (see :func:`deviation`),
 
-measured with :func:`suite.probes.hidden_gradient_profile` (float64) on the model as it
+measured with :func:`suite.core.probes.hidden_gradient_profile` (float64) on the model as it
 is initialized (fixed seed 0), ``PROBE_BATCH`` = 4 random sequences of length T with
 N(0, 1) inputs (the suite's inputs are standardized or in [0, 1]) and a random
 cotangent on the last features (L = Σ_b ⟨features_T, c_b⟩, c_b ~ N(0, I)), so the
@@ -68,10 +68,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite import probes
-from suite.config import build_config
-from suite.registry import MODELS, SuiteError
-from suite.spec import RecurrentModel, Task
+from suite.core import probes
+from suite.core.config import build_config
+from suite.core.registry import MODELS, SuiteError
+from suite.core.spec import RecurrentModel, Task
 
 RULE = "hamiltonian-dt-v1"
 STABLE_DECADES = 1.0  # class threshold: |D| ≤ 1 decade is stable
@@ -94,7 +94,7 @@ def deviation(profile: list[float]) -> float:
     Positive: some earlier step's gradient is larger than the output's (exploding);
     negative: smaller (vanishing). A non-finite norm gives +inf, an underflow to 0
     gives -inf (whichever is present; +inf wins), a zero last norm gives nan. It
-    contains the suite's endpoint ratio (:func:`suite.probes.gradient_ratio`, t = 1)
+    contains the suite's endpoint ratio (:func:`suite.core.probes.gradient_ratio`, t = 1)
     and, unlike it, also catches a profile that swings through the middle of the
     sequence or an oscillation trough that happens to sit at t = 1.
     """

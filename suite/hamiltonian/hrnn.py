@@ -42,12 +42,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from suite.config import require
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 from suite.hamiltonian import fused, update
 from suite.hamiltonian.heuristic import HeuristicStepSize
 from suite.hamiltonian.update import Shear
-from suite.registry import register_model
-from suite.spec import RecurrentModel
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The one update form of every Hamiltonian cell, and its reference step.
 
 Every cell of this package (``hrnn``, the H-DNN cells of :mod:`suite.hamiltonian.hdnn`,
-and paper (b)'s deep networks in :mod:`suite.hamiltonian.deep`) splits its state into
+and paper (b)'s deep networks in :mod:`suite.studies.deep_hdnn`) splits its state into
 blocks x_0, x_1, … and updates it by a fixed sequence of *shears* (row vectors):
 
     x_tgt ← x_tgt + β·x_src + c·tanh(x_src W_inᵀ + a) W_out

@@ -50,9 +50,9 @@ def _peak_bytes() -> int:
 
 def measure(model_name: str, reversible: bool, T: int, B: int, H: int) -> dict:
     """One fresh-process measurement (called in the child)."""
-    from suite.build import build_model, build_task
-    from suite.registry import MODELS
-    from suite.training import predict
+    from suite.core.build import build_model, build_task
+    from suite.core.registry import MODELS
+    from suite.core.training import predict
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

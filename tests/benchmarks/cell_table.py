@@ -58,8 +58,8 @@ def machine() -> str:
 
 def make_step(name: str, shape: dict, hparams: dict, device: torch.device, graphs: bool = False):
     """One training step; on CUDA it waits for the GPU, and with ``graphs`` its forward and
-    backward replay CUDA graphs (suite.cuda_graph; captured in the warm-up round)."""
-    from suite.cuda_graph import TrainForward
+    backward replay CUDA graphs (suite.core.cuda_graph; captured in the warm-up round)."""
+    from suite.core.cuda_graph import TrainForward
 
     torch.manual_seed(0)
     model = suite.build_model(name, input_size=shape["input_size"], output_size=shape["classes"],

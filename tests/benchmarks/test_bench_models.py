@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import suite
-from suite.probes import apply_readout
+from suite.core.probes import apply_readout
 
 SHAPES = {"batch": 32, "seq_len": 100, "input_size": 2, "hidden": 64}
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

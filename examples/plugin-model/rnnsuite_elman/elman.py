@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from suite.config import require
-from suite.registry import register_model
-from suite.spec import RecurrentModel
+from suite.core.config import require
+from suite.core.registry import register_model
+from suite.core.spec import RecurrentModel
 
 
 @dataclass

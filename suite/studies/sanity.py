@@ -1,0 +1,363 @@
+"""The sanity table: published recipes, trained for their first epochs, against the
+authors' own training logs.
+
+    rnnsuite paper sanity                         every anchor (hours of CPU; see README)
+    rnnsuite paper sanity --anchors lem-smnist    a subset
+
+Several authors committed the log of their best run beside their code: validation
+accuracy after every epoch, or the test MSE every 100 iterations. The first epochs of
+a faithful reimplementation, trained with the same recipe, must follow that curve; a
+wrong default, initialization, input scaling or learning rate shows there within an
+hour of CPU time. Each anchor below runs its recipe (``results/reference/recipes``) for
+the logged budget only — the one change to the recipe, named in every record's
+provenance — and validates at exactly the points the authors logged. The logged
+values are ``results/reference/anchors/<recipe>.csv``.
+
+Each log is a single run of the authors' (their best one, the one they published), so
+it is an optimistic anchor. The verdict allows for seed-to-seed variation and nothing
+else: at a point, ours (the mean of n seeds) and theirs (one run) differ by noise of
+standard deviation σ·√(1 + 1/n), σ the seed spread measured there (with 3 seeds of the
+anchor itself, or of the reference anchor ``REFERENCE`` at the same epoch, or the epoch
+nearest an accuracy anchor's iteration point); a row
+passes within two of those, and never with a tolerance below ``FLOOR`` (the logs round
+to 0.01 pp, and our validation images are not the authors').
+
+Runs are ordinary records under ``results/runs/sanity`` (``rnnsuite report`` reads
+them); finished cells are skipped and a killed run resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from suite.analysis import plotting
+from suite.core import paths
+from suite.core.records import write_text_atomic
+from suite.core.registry import SuiteError
+
+ANCHORS_DIR = paths.ANCHORS
+RUNS = paths.CHECKOUT / "results" / "runs" / "sanity"
+OUT = paths.TABLES
+REFERENCE = "lem-smnist"  # the anchor run with 3 seeds: its spread sets the other epoch anchors' tolerance
+FLOOR = 1.0  # percentage points: the smallest tolerance of an accuracy row
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """An authors' log and the budget we run of it: the first ``points`` logged points."""
+
+    points: int
+    seeds: tuple[int, ...] = (0,)
+    note: str = ""  # what we found out about a failing row
+    # an anchor logged by iteration with fewer than 3 seeds borrows the reference's σ at
+    # the epoch nearest its point (point / iterations_per_epoch, rounded)
+    iterations_per_epoch: int | None = None
+    # an MSE anchor whose authors evaluated on this many random sequences per point (fresh
+    # ones each time): the sampling error of the estimate joins the tolerance, theirs and
+    # that of our fixed validation set (the same for every seed, so not in our σ)
+    eval_samples: int | None = None
+
+
+ANCHORS: dict[str, Anchor] = {
+    "lem-smnist": Anchor(points=3, seeds=(0, 1, 2)),
+    "lem-psmnist": Anchor(points=3, note=(
+        "ours learns faster than the log at every epoch (+9.8, +4.8, +5.6 pp). Checked: the log was committed "
+        "with the script whose defaults the recipe takes (28ec5df: lr 0.0073, dt 0.31, clip 1.1, batch 128, "
+        "ToTensor pixels, 57000/3000 split), and the same model passes on sMNIST with 3 seeds. Open: one seed "
+        "each side with σ borrowed from sMNIST (psMNIST at lr 0.0073 may spread more); the permutation is "
+        "torch.randperm(784) after seed 5544 under torch 2.13, not checked against the authors' torch 1.8.1; "
+        "the random validation split")),
+    "cornn-smnist": Anchor(points=3, note=(
+        "epochs 1-2 pass, epoch 3 trails by 10 pp (one seed). Checked: the cell equals the authors' with fixed "
+        "weights (tests/test_fidelity.py), its init is theirs (one nn.Linear on [u; z; y], PyTorch's default), and "
+        "the recipe is the script's defaults (lr 0.0021, dt 0.042, gamma 2.7, eps 4.7, batch 120, no clipping, "
+        "ToTensor pixels, 57000/3000 split). The log was committed (7febe11) three minutes before the script got "
+        "its torch.manual_seed(46159) (ba26cee): the logged run's seed is unknown. Epoch 3 is the log's steepest "
+        "rise (60.4 to 82.2, then 80.8 at epoch 4), where the step at which a run leaves its plateau decides the "
+        "value; the borrowed sigma (LEM sMNIST at epoch 3, its runs near 91 % and flattening) likely understates "
+        "coRNN's spread there. Open: 3 coRNN seeds for its own sigma (about 50 min per seed here)")),
+    # ceil(57000 / 32) iterations per epoch: its evaluations fall at epochs 0.95, 1.91, 2.86
+    "indrnn-smnist": Anchor(points=3, iterations_per_epoch=1782),
+    "unicornn-psmnist": Anchor(points=1),
+    # iterations 1, 101, ..., 2401; no σ to borrow; adding_task.py:55 tests on 1000 fresh sequences
+    "lem-adding-T2000": Anchor(points=25, seeds=(0, 1, 2), eval_samples=1000, note=(
+        "on the trivial plateau (about 0.17) both sides agree; the authors' run leaves it from iteration 1400 "
+        "(0.141; 0.110 at 1600) and is below 0.01 at 1900, ours (3 seeds) have not left it by 2400 (seed 0 is "
+        "dropping at the end: 0.143 at 2000, 0.111 at 2400; seeds 1 and 2 still at 0.17). Checked: the cell equals "
+        "the authors' with fixed weights (tests/test_fidelity.py), init as theirs (every cell weight and bias "
+        "U(+-1/sqrt(H)), readout kaiming_normal_), data as theirs (values U[0,1], one marker in each half), MSE "
+        "loss, Adam at the script's lr 0.0026, no clipping. Open: the script's lr and dt are its defaults for T = "
+        "10000, and the T = 2000 run's own settings are not recorded; the authors' logs at T = 2000, 5000 and 10000"
+        " all leave the plateau within 1400-1800 iterations, one run each, so the spread of that escape time is "
+        "unknown; running the authors' script for several seeds here (about 1.5 h per seed) would separate the two")),
+}
+
+
+def load_log(name: str, points: int | None = None) -> pd.DataFrame:
+    """The first ``points`` logged points of the anchor's headline series: the log's first
+    metric on its first split (a log may carry others, e.g. IndRNN's accuracy under batch
+    statistics and its test accuracy at each learning-rate decay)."""
+    path = ANCHORS_DIR / f"{name}.csv"
+    try:
+        log = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise SuiteError(f"anchor log {path} is unreadable ({exc})") from None
+    need = {"point_kind", "point", "value", "metric", "split"}
+    if not need <= set(log.columns) or log.empty or log.point_kind.nunique() != 1:
+        raise SuiteError(f"anchor log {path} needs columns {sorted(need)} and one point_kind")
+    log = log[(log.metric == log.metric.iloc[0]) & (log.split == log.split.iloc[0])]
+    log = log.sort_values("point").reset_index(drop=True)
+    return log if points is None else log.iloc[:points]
+
+
+def validation_steps(name: str, anchor: Anchor) -> tuple[str, int, dict[float, int]]:
+    """(point kind, validation interval, logged point -> our validation step or epoch).
+
+    Epoch points are epochs 1, 2, ...; iteration points are evenly spaced, every
+    ``interval`` steps from the first, or from 1 when the authors validated after step 1
+    and every ``interval`` after (LEM's adding logs: 1, 101, 201, ...). Ours validate
+    after every ``interval`` steps, so such a point p is held against our step p − 1 and
+    the first point, after one step, has no match."""
+    log = load_log(name, anchor.points)
+    points = [float(p) for p in log.point]
+    if log.point_kind.iloc[0] == "epoch":
+        if points != [float(i) for i in range(1, len(points) + 1)]:
+            raise SuiteError(f"anchor {name}: epoch points must be 1, 2, ... (got {points})")
+        return "epoch", 1, {p: int(p) for p in points}
+    offset = 1 if points[0] == 1 and len(points) > 1 else 0
+    interval = int(points[1] - points[0]) if offset else int(points[0])
+    if any(int(p) != offset + interval * (i + 1 - offset) for i, p in enumerate(points)):
+        raise SuiteError(f"anchor {name}: iteration points must be evenly spaced (got {points})")
+    return "iteration", interval, {p: int(p) - offset for p in points if int(p) - offset > 0}
+
+
+def budget_sets(name: str, anchor: Anchor) -> list[str]:
+    """The recipe's budget cut to the anchor's first points, validated at exactly those."""
+    from suite.core.recipes import get_recipe
+
+    kind, interval, steps = validation_steps(name, anchor)
+    if kind == "epoch":
+        return [f"epochs={max(steps.values())}.0", "eval_every_epochs=1.0"]
+    budget = max(steps.values())
+    sets = ["epochs=none", f"steps={budget}", f"eval_every={interval}"]
+    values = get_recipe(name).values
+    if values.get("epochs") is not None and values.get("schedule") == "milestones":
+        # the recipe's milestones are epochs; under a steps budget they would be read as
+        # steps (IndRNN's decay after epoch 318.76 would fall at step 319): give them in steps
+        if anchor.iterations_per_epoch is None:
+            raise SuiteError(f"anchor {name}: its recipe decays at epochs {values['milestones']}; a steps budget "
+                             f"needs iterations_per_epoch to place them")
+        at = [round(m * anchor.iterations_per_epoch) for m in values["milestones"]]
+        inside = [m for m in at if m <= budget]
+        sets += [f"milestones={','.join(map(str, at))}"] if inside else ["schedule=constant", "milestones="]
+    return sets
+
+
+def configs(names: list[str]):
+    from suite.core.recipes import recipe_config
+
+    return [(name, recipe_config(name, budget_sets(name, ANCHORS[name]), seed=seed))
+            for name in names for seed in ANCHORS[name].seeds]
+
+
+def _ours(record_path: Path, kind: str, per_epoch: int | None, scale: float) -> dict[float, float]:
+    """Our validation metric at each validation step, keyed by the log's point unit."""
+    curves = pd.read_csv(record_path / "curves.csv")
+    val = curves[curves.split == "val"]
+    unit = per_epoch if kind == "epoch" else 1
+    return {step // unit: metric * scale for step, metric in zip(val.step, val.metric) if step % unit == 0}
+
+
+def sampling_error(mse: float, samples: int) -> float:
+    """Standard error of an MSE estimated on ``samples`` random sequences: a squared
+    Gaussian error has standard deviation √2 times its mean (the trivial adding predictor's
+    triangular error: 1.18 times), so √2·MSE/√samples."""
+    return math.sqrt(2) * mse / math.sqrt(samples)
+
+
+def _tolerance(sigma: float | None, n: int, kind: str, sampling: float = 0.0) -> float | None:
+    """Two standard deviations of ours − theirs: seed noise of their one run and of our
+    mean of n, plus the evaluation sets' sampling errors (``sampling``, both sides)."""
+    if sigma is None or math.isnan(sigma):
+        return None
+    tol = 2 * math.sqrt(sigma**2 * (1 + 1 / max(n, 1)) + sampling**2)
+    return max(tol, FLOOR) if kind == "epoch" else tol
+
+
+def build_rows(names: list[str], runs_root: Path) -> pd.DataFrame:
+    """One row per (anchor, logged point): theirs, ours (each seed), the verdict."""
+    from suite.core import records
+    from suite.core.build import resolve
+
+    by_hash = {rec["config_hash"]: (path, rec) for path, rec in records.iter_records(runs_root)}
+    rows = []
+    for name in names:
+        log = load_log(name, ANCHORS[name].points)
+        kind, _, ours_at = validation_steps(name, ANCHORS[name])
+        scale = 100.0 if log.metric.iloc[0] == "accuracy" else 1.0
+        seeds_values: list[dict[float, float]] = []
+        for _, cfg in configs([name]):
+            hit = by_hash.get(resolve(cfg).hash)
+            if hit is not None:
+                path, rec = hit
+                seeds_values.append(_ours(path, kind, rec["task_info"]["steps_per_epoch"], scale))
+        for _, point in log.iterrows():
+            at = ours_at.get(float(point.point))
+            ours = [v[at] for v in seeds_values if at in v]
+            rows.append({"anchor": name, "point_kind": kind, "point": point.point, "metric": point.metric,
+                         "theirs": point.value, "ours_seeds": ours, "matched": at is not None})
+    frame = pd.DataFrame(rows)
+    return _verdicts(frame)
+
+
+def _reference_point(row) -> float | None:
+    """The reference anchor's epoch whose σ a row with fewer than 3 seeds borrows."""
+    if row.point_kind == "epoch":
+        return row.point
+    per_epoch = ANCHORS[row.anchor].iterations_per_epoch
+    return float(round(row.point / per_epoch)) if per_epoch else None
+
+
+def _verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    def stats(values):
+        if not values:
+            return math.nan, math.nan
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else math.nan
+        return mean, std
+
+    frame[["ours_mean", "ours_std"]] = frame.ours_seeds.apply(lambda v: pd.Series(stats(v)))
+    frame["n"] = frame.ours_seeds.map(len)
+    reference = frame[(frame.anchor == REFERENCE) & (frame.n >= 3)].set_index("point").ours_std
+    verdicts, tolerances, sigmas = [], [], []
+    for _, row in frame.iterrows():
+        sigma = row.ours_std if row.n >= 3 else reference.get(_reference_point(row))
+        samples = ANCHORS[row.anchor].eval_samples
+        sampling = (math.hypot(sampling_error(row.theirs, samples), sampling_error(row.ours_mean, samples))
+                    if samples and row.n else 0.0)
+        tol = _tolerance(sigma, row.n, row.point_kind, sampling) if row.n else None
+        diff = row.ours_mean - row.theirs
+        if not row.get("matched", True):
+            verdict = "no point of ours (logged after step 1; ours validate first after one interval)"
+        elif row.n == 0:
+            verdict = "not run"
+        elif tol is None:
+            verdict = "no tolerance (needs 3 seeds)"
+        else:
+            verdict = "pass" if abs(diff) <= tol else "FAIL"
+        verdicts.append(verdict)
+        tolerances.append(tol)
+        sigmas.append(sigma)
+    frame["sigma"], frame["tolerance"], frame["verdict"] = sigmas, tolerances, verdicts
+    frame["difference"] = frame.ours_mean - frame.theirs
+    return frame
+
+
+HEADER = """# Sanity table: published recipes for their first epochs against the authors' logs
+
+Each row: one point the authors logged for the run behind a published number, their
+value, ours (mean ± std over our seeds, each seed listed), the difference and the
+verdict. Every anchor is a single run of the authors', their best one, so an
+optimistic anchor. Verdict: pass when |ours − theirs| ≤ 2·σ·√(1 + 1/n), with σ the
+seed-to-seed standard deviation we measured at that point (3 seeds of the anchor
+itself, or of `{reference}` at the same epoch for the accuracy anchors run with fewer
+seeds; IndRNN's evaluations, every 1700 iterations, borrow it at the nearest epoch) and n
+our number of seeds; never below {floor:g} pp for accuracy. For the adding anchor the
+authors tested on 1000 fresh random sequences at each point and we on a fixed set of
+1000: each side's sampling error, √2·MSE/√1000, joins σ in quadrature. A row with no
+measured σ says so instead of passing. Runs: the recipe as published except its budget
+(cut to the logged points); `rnnsuite recipes NAME` prints each recipe with its sources,
+`rnnsuite paper sanity --anchors NAME` reruns a row's cells.
+
+"""
+
+
+def render(frame: pd.DataFrame) -> pd.DataFrame:
+    def num(v, fmt):
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+    return pd.DataFrame({
+        "anchor": frame.anchor, "point": frame.point_kind + " " + frame.point.map(lambda p: f"{p:g}"),
+        "metric": frame.metric, "theirs": frame.theirs.map(lambda v: f"{v:g}"),
+        "ours (mean ± std)": [f"{m:.2f} ± {num(s, '.2f')}" if n else "—"
+                              for m, s, n in zip(frame.ours_mean, frame.ours_std, frame.n)],
+        "seeds": frame.ours_seeds.map(lambda v: ", ".join(f"{x:.2f}" for x in v) or "—"),
+        "difference": frame.difference.map(lambda v: num(v, "+.2f")),
+        "σ": frame.sigma.map(lambda v: num(v, ".2f")),
+        "tolerance": frame.tolerance.map(lambda v: num(v, ".2f")),
+        "verdict": frame.verdict,
+    })
+
+
+def notes(frame: pd.DataFrame) -> str:
+    """Per anchor: how many of its points pass, and what we found out where some fail."""
+    lines = ["", "## Per anchor", ""]
+    for name, g in frame.groupby("anchor", sort=False):
+        run = g[g.n > 0]
+        passed = int((run.verdict == "pass").sum())
+        line = f"- **{name}**: {passed} of {len(run)} points run pass"
+        if ANCHORS[name].note:
+            line += f". {ANCHORS[name].note[0].upper()}{ANCHORS[name].note[1:]}."
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    plt = plotting.pyplot()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, g in frame.groupby("anchor"):
+        fig, axis = plt.subplots(figsize=(6, 4))
+        axis.plot(g.point, g.theirs, "k-o", label="authors' log (one run)")
+        n = max(g.n.max(), 0)
+        for i in range(n):
+            ours = [(p, v[i]) for p, v in zip(g.point, g.ours_seeds) if len(v) > i]
+            axis.plot([p for p, _ in ours], [v for _, v in ours], "--s", alpha=0.8, label=f"ours, seed {i + 1}")
+        axis.set_xlabel(g.point_kind.iloc[0])
+        axis.set_ylabel(f"validation {g.metric.iloc[0]}")
+        axis.set_title(f"{name}: first {len(g)} logged points")
+        axis.legend()
+        fig.tight_layout()
+        written.append(plotting.save(fig, out_dir / f"{name}.png"))
+        plt.close(fig)
+    return written
+
+
+def write_table(names: list[str], runs_root: Path, out: Path) -> Path:
+    frame = build_rows(names, runs_root)
+    table = render(frame)
+    text = HEADER.format(reference=REFERENCE, floor=FLOOR) + table.to_markdown(index=False) + "\n" + notes(frame)
+    write_text_atomic(out / "sanity.md", text)
+    flat = frame.assign(ours_seeds=frame.ours_seeds.map(lambda v: ";".join(f"{x!r}" for x in v)),
+                        note=frame.anchor.map(lambda a: ANCHORS[a].note))
+    write_text_atomic(out / "sanity.csv", flat.to_csv(index=False))
+    for path in figures(frame, out / "figures" / "sanity"):
+        print(f"figure: {path}")
+    print(text)
+    return out / "sanity.md"
+
+
+def run_table(anchors: str | None, *, runs: Path = RUNS, out: Path = OUT, data_dir: str | None = None,
+              quiet: bool = False) -> int:
+    """Run every cell of the chosen anchors that is not complete, then write the table
+    (of every anchor: those not run show as such)."""
+    from suite.core.build import resolve
+    from suite.core.cells import run_cells
+    from suite.core.records import check_writable
+
+    names = list(ANCHORS) if anchors is None else [a.strip() for a in anchors.split(",") if a.strip()]
+    unknown = [n for n in names if n not in ANCHORS]
+    if unknown:
+        raise SuiteError(f"unknown anchor {unknown[0]!r} (valid: {', '.join(ANCHORS)})")
+    cells = [cfg for _, cfg in configs(names)]
+    for cfg in cells:
+        resolve(cfg)  # every cell checked before the first runs
+    check_writable(runs), check_writable(out)
+    counts = run_cells(cells, runs, label="paper sanity", quiet=quiet, data_dir=data_dir)
+    write_table(list(ANCHORS), runs, out)
+    return 1 if counts["failed"] else 0

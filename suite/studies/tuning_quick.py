@@ -1,0 +1,117 @@
+"""The quick tuning table: the heuristic against Optuna-tuned baselines at a toy budget.
+
+    rnnsuite paper tuning --profile quick           (or: python -m suite.studies.tuning_quick)
+
+Four studies (``MODELS``) on the adding problem at T = 20, ``TRIALS`` trials of 150 steps
+each; every study's best and untuned configuration then trains on 3 fresh seeds, and
+``hrnn``'s untuned row is its heuristic Δt. About a minute on two CPU cores. It shows the
+pipeline, not the claim: the medium profile (:mod:`suite.studies.tuning_table`) tests that.
+
+Writes ``<out>/table.md``, ``table.csv`` and ``figures/`` (:mod:`suite.tuning.report`'s
+table, built from the records alone) and keeps the evidence beside them in ``records/``:
+per study ``<study>/study.json``, its evaluation records under ``<study>/heuristic/`` and
+``<study>/optuna/trial-<best>/``, and its Optuna journal ``<study>.journal``. Finished
+studies and records are skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from suite.analysis import evidence, report
+from suite.core import paths, records
+from suite.core.config import normal
+from suite.tuning import report as tune_report
+from suite.tuning.study import TuneSpec, study_definition
+
+OUT = paths.TABLES / "tuning-quick"
+TITLE = "Heuristic against Optuna-tuned baselines, with tuning cost (quick profile)"
+MODELS = ("lstm", "gru", "antisymmetric", "hrnn")
+SETS = ("task.T=20", "hidden_size=32", "eval_every=50", "task.n_val=200", "task.n_test=500", "steps=150")
+TRIALS = 4
+
+
+def studies(out: Path = OUT, data_dir: str | None = None, quiet: bool = True) -> list[TuneSpec]:
+    root = Path(out) / "records"
+    # one journal per study, beside its records: committed with them, readable by Optuna again
+    return [TuneSpec(task="adding", model=m, trials=TRIALS, sets=list(SETS), out=str(root),
+                     storage=f"journal:{root / f'adding-{m}.journal'}", data_dir=data_dir, quiet=quiet)
+            for m in MODELS]
+
+
+def run_table(out: Path = OUT, data_dir: str | None = None, quiet: bool = True) -> int:
+    from suite.tuning.tune import tune
+
+    for spec in studies(out, data_dir, quiet):
+        tune(spec)
+    write_table(out)
+    return 0
+
+
+def write_table(out: Path = OUT, *, figures: bool = True) -> Path:
+    """``table.md`` / ``table.csv`` (and the figure) from ``<out>/records`` alone."""
+    root = Path(out) / "records"
+    summary = tune_report.summarize(tune_report.load_rows(root))
+    table = tune_report.format_table(summary)
+    recs = [rec for _, rec in records.iter_records(root)]
+    trials = sum(json.loads(f.read_text())["summary"]["trial_compute_seconds"] for f in root.glob("*/study.json"))
+    header = (f"# {TITLE}\n\n"
+              + evidence.header_line(recs, extra_seconds=trials,
+                                     extra=f"{trials:.0f} s of Optuna trial compute (the studies' "
+                                           "`trial_compute_seconds`: trials write no records)")
+              + "\n\nQuick profile: adding T = 20, 150 steps, 4 trials per study; not comparable with the "
+                "papers, and too short to test the claim (see the medium profile).\n\n")
+    records.write_text_atomic(out / "table.md", header + report.render(table, "md") + "\n")
+    records.write_text_atomic(out / "table.csv", report.render(table, "csv") + "\n")
+    if figures:
+        tune_report.figures(summary, out / "figures")
+    return out / "table.md"
+
+
+def today_cells(out: Path = OUT) -> tuple[dict[str, tuple[dict, str]], list[str]]:
+    """Today's resolved configuration of every evaluation run of every study (named
+    ``<study> <arm> seed <s>``), and the studies whose committed definition is not today's
+    (their search space, fixed settings or pruner changed) or that are missing."""
+    from suite.core.build import resolve
+    from suite.tuning.tune import evaluation_runs
+
+    cells, changed = {}, []
+    for spec in studies(out):
+        file = Path(spec.out) / spec.study_name / "study.json"
+        if not file.is_file():
+            changed.append(f"{spec.study_name}: no study.json")
+            continue
+        summary = json.loads(file.read_text())
+        definition = study_definition(spec)
+        for key in ("fixed", "search_space", "pruner"):
+            if normal(summary[key]) != definition[key]:
+                changed.append(f"{spec.study_name}: its {key} is not today's: "
+                               + evidence.config_difference(normal(summary[key]), definition[key]))
+        for arm, _, cfg in evaluation_runs(spec, definition, summary):
+            resolved = resolve(cfg)
+            cells[f"{spec.study_name} {arm} seed {cfg.seed}"] = (resolved.config, resolved.hash)
+    return cells, changed
+
+
+def found_cells(out: Path = OUT) -> list[tuple[str, dict]]:
+    """(cell name, record) of every committed evaluation record."""
+    found = []
+    for spec in studies(out):
+        for arm in ("heuristic", "optuna"):
+            for path, rec in records.iter_records(Path(spec.out) / spec.study_name / arm):
+                found.append((f"{spec.study_name} {arm} seed {rec['seed']}", rec))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    return run_table(Path(args.out), args.data_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
