@@ -47,6 +47,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from suite.kernels.layout import consecutive_slices
+
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
 
 
@@ -110,7 +112,7 @@ class _Sequence(torch.autograd.Function):
         else:
             x2 = x.reshape(steps * batch, -1)
             drives = [_drive(f"{type(cell).__name__}.drive{k}", x2, v_weight, v_bias, rows, (steps, batch))
-                      for k, rows in enumerate(_row_blocks(cell.drive_widths(width)))]
+                      for k, rows in enumerate(consecutive_slices(cell.drive_widths(width)))]
         out, saved = cell.forward(drives, *params)
         ctx.cell, ctx.n_params, ctx.width = cell, len(params), width
         ctx.save_for_backward(x, v_weight, *params, *saved)
@@ -127,7 +129,7 @@ class _Sequence(torch.autograd.Function):
         g_drives, g_params = ctx.cell.backward(grad_out, params, saved, needs[4:])
         steps, batch = x.shape[0], x.shape[1]
         x2 = x.reshape(steps * batch, -1)
-        blocks = _row_blocks(ctx.cell.drive_widths(ctx.width))
+        blocks = consecutive_slices(ctx.cell.drive_widths(ctx.width))
         flat = [g.reshape(steps * batch, -1) for g in g_drives]
         dx = dvw = dvb = None
         if needs[1]:
@@ -162,12 +164,6 @@ def _drive(role, x2, v_weight, v_bias, rows: slice, lead: tuple[int, int]) -> Te
     return buf
 
 
-def _row_blocks(widths) -> list[slice]:
-    out, start = [], 0
-    for w in widths:
-        out.append(slice(start, start + w))
-        start += w
-    return out
 
 
 _SCALARS: dict[tuple, Tensor] = {}
@@ -341,7 +337,7 @@ class ModReLU:
 
 
 @dataclass(frozen=True)
-class IndRNN:
+class IndRNNPass:
     """h_t = relu(p_t + u ⊙ h_{t−1}), p = W x + b."""
 
     writes_drive = False
@@ -369,4 +365,4 @@ def indrnn_layer(x: Tensor, weight: Tensor | None, bias: Tensor | None, u: Tenso
     """One IndRNN layer's h sequence ``[B, T, H]``: h_t = relu(x_t weightᵀ + bias + u ⊙ h_{t−1})
     from h_0 = 0 over ``x: [B, T, in]``, the input map for all steps in one product;
     ``weight=None, bias=None``: ``x`` is the drive itself."""
-    return run(IndRNN(), x, weight, bias, u)
+    return run(IndRNNPass(), x, weight, bias, u)

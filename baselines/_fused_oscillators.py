@@ -98,7 +98,7 @@ class Oscillator:
 
 
 @dataclass(frozen=True)
-class LEM:
+class LEMPass:
     """LEM with σ̂-gates s₁, s₂ and targets t_z, t_y (drive blocks [3H, H]):
         [s₁ s₂ t_z] = [σ̂ σ̂ tanh](V₁₂_z x + b₁₂_z + W y),   z_t = z + Δt s₁ (t_z − z),
         t_y = tanh(V_y x + b_y + W_y z_t),                 y_t = y + Δt s₂ (t_y − y)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from baselines._fused import run
-from baselines._fused_oscillators import LEM as FusedLEM
+from baselines._fused_oscillators import LEMPass
 from suite.core.config import require
 from suite.core.registry import register_model
 from suite.core.spec import RecurrentModel
@@ -97,4 +97,4 @@ class LEM(RecurrentModel):
         if any(b is not None for b in hidden_biases):
             widths = (3 * self.hidden_size, self.hidden_size)
             bias = bias + torch.cat([b if b is not None else bias.new_zeros(n) for b, n in zip(hidden_biases, widths)])
-        return run(FusedLEM(self.cfg.dt), x, self.V.weight, bias, self.W.weight, self.W_y.weight)
+        return run(LEMPass(self.cfg.dt), x, self.V.weight, bias, self.W.weight, self.W_y.weight)

@@ -12,8 +12,8 @@ import torch
 
 import suite
 from baselines import _fused, _reversible_unicornn
-from baselines._fused import Antisymmetric, IndRNN, Lipschitz, ModReLU, indrnn_layer, run, tanh_
-from baselines._fused_oscillators import LEM, Oscillator, unicornn_layer
+from baselines._fused import Antisymmetric, IndRNNPass, Lipschitz, ModReLU, indrnn_layer, run, tanh_
+from baselines._fused_oscillators import LEMPass, Oscillator, unicornn_layer
 from suite.core.spec import step_loop
 
 B, T, IN, H = 2, 4, 2, 3
@@ -37,12 +37,12 @@ CASES = [
     ("antisymmetric-gated", Antisymmetric(0.3, gated=True), 2 * H, lambda: [_t(H, H, seed=1)]),
     ("lipschitz", Lipschitz(0.3), H, lambda: [_t(2 * H, H, scale=0.5, seed=1)]),
     ("exprnn", ModReLU(), H, lambda: [_t(H, H, scale=0.5, seed=1), _t(H, scale=0.1, seed=2)]),
-    ("indrnn", IndRNN(), H, lambda: [_t(H, seed=1)]),
+    ("indrnn", IndRNNPass(), H, lambda: [_t(H, seed=1)]),
     ("cornn", Oscillator(), H, lambda: [_t(H, 2 * H, scale=0.5, seed=1), *_coefs(False), None]),
     ("unicornn-coefficients", Oscillator(), H, lambda: [_t(H, seed=1), *_coefs(True), None]),
     ("unicornn-mask", Oscillator(), H,
      lambda: [_t(H, seed=1), None, *_coefs(True)[1:], torch.tensor([[2.0, 0, 2], [0, 2, 2]], dtype=torch.float64)]),
-    ("lem", LEM(0.4), 4 * H, lambda: [_t(3 * H, H, scale=0.5, seed=1), _t(H, H, scale=0.5, seed=2)]),
+    ("lem", LEMPass(0.4), 4 * H, lambda: [_t(3 * H, H, scale=0.5, seed=1), _t(H, H, scale=0.5, seed=2)]),
 ]
 
 

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from suite.hamiltonian.update import Shear, drive_widths, invertible
+from suite.kernels.layout import consecutive_slices
 
 # The reversible backward leaves here the initial state it reconstructed (true value: 0),
 # for the drift measurement (suite.studies.drift); nothing else reads it.
@@ -143,7 +144,7 @@ class _ShearSequence(torch.autograd.Function):
         if plan.reversible:
             blocks = [x.new_zeros(batch, d) for d in plan.sizes]
             out = x.new_empty(1 if plan.last_only else steps, batch, sum(plan.sizes[b] for b in plan.features))
-            out_cols = _columns([plan.sizes[b] for b in plan.features])
+            out_cols = consecutive_slices([plan.sizes[b] for b in plan.features])
             for t in range(steps):
                 drives = torch.addmm(v_bias, x[:, t], v_weight.T).split(widths, dim=-1)
                 k_in = 0
@@ -222,12 +223,6 @@ class _ShearSequence(torch.autograd.Function):
         return (None, *grads)
 
 
-def _columns(widths: Sequence[int]) -> list[slice]:
-    out, start = [], 0
-    for w in widths:
-        out.append(slice(start, start + w))
-        start += w
-    return out
 
 
 def _shear_weight_grads(shears, d_in, d_out) -> list[Tensor]:
@@ -261,7 +256,7 @@ def _backward_stored(plan, shears, x, v_weight, v_bias, rest, grad_out, steps, n
     batch = x.shape[0]
     widths = drive_widths(shears)
     G = grad_out.transpose(0, 1)
-    feat_cols = list(zip(plan.features, _columns([plan.sizes[b] for b in plan.features])))
+    feat_cols = list(zip(plan.features, consecutive_slices([plan.sizes[b] for b in plan.features])))
     lam = [x.new_zeros(batch, d) for d in plan.sizes]
     DA = [_SCRATCH.take(f"da{k}", (steps, batch, m), x) for k, m in enumerate(widths)]
     # U[k][t]: the adjoint λ_tgt seen by tanh shear k at step t (for ∂W_out at the end)
@@ -315,7 +310,7 @@ def _backward_reversible(plan, shears, x, v_weight, v_bias, rest, grad_out, need
     blocks = [b.clone() for b in rest]  # the final state, walked back in place
     batch, steps = x.shape[0], x.shape[1]
     widths = drive_widths(shears)
-    feat_cols = list(zip(plan.features, _columns([plan.sizes[b] for b in plan.features])))
+    feat_cols = list(zip(plan.features, consecutive_slices([plan.sizes[b] for b in plan.features])))
     lam = [x.new_zeros(batch, d) for d in plan.sizes]
     in_index = _in_index(shears)
     d_in = [torch.zeros_like(sh.w_in) for sh in shears if sh.w_in is not None]
