@@ -27,15 +27,20 @@ class NoParams:
 
 
 class Task:
-    """A sequence task. Subclasses set the class attributes and implement the methods.
+    """A sequence task.
 
-    Class attributes:
-      ``Config``            dataclass of the task's parameters, with defaults;
-      ``version``           bumped whenever the definition changes (in every record);
-      ``metric``            name of the headline metric (a key of :meth:`metrics`);
-      ``higher_is_better``  that metric's direction, declared once here;
-      ``output_at``         ``"last"``: the readout is applied at the last step;
-                            ``"all"``: at every step;
+    Required of a subclass:
+      ``metric``, ``higher_is_better``  the headline metric (a key of :meth:`metrics`) and
+                            its direction, declared once here;
+      ``input_size``, ``output_size``, ``seq_len``   set in ``__init__``;
+      :meth:`split_size`, :meth:`batch`, :meth:`loss`, :meth:`metrics`.
+    Optional, with defaults:
+      ``Config`` (dataclass of the task's parameters; none), ``version`` (1; bump it
+      whenever the definition changes: it is in every record), ``output_at`` (``"last"``:
+      the readout reads the last step; ``"all"``: every step), ``target`` (the metric value
+      that counts as reached; none), :meth:`describe` and :meth:`variant` (what identifies
+      the variant in tables). :meth:`steps_per_epoch` and :meth:`batches` derive from the
+      required methods.
     """
 
     Config: ClassVar[type] = NoParams
@@ -107,8 +112,13 @@ class Task:
 class RecurrentModel(nn.Module):
     """A recurrent model: the reference semantics is :meth:`step`.
 
-    Class attributes: ``Config`` (dataclass of hyperparameters with their published
-    defaults) and ``version`` (bumped when the definition changes).
+    Required of a subclass: :meth:`initial_state`, :meth:`step`, :meth:`features`.
+    Optional, with defaults: ``Config`` (dataclass of hyperparameters with their published
+    defaults; none), ``version`` (1; bumped when the definition changes), ``search_space``
+    (the learning rate), ``feature_size``, :meth:`forward` and :meth:`last_features` (a
+    faster path, held equal to the step loop), :meth:`resolve_config` (hyperparameters
+    chosen before training), :meth:`init_readout`, :meth:`step_matches_training`,
+    :meth:`param_groups`, :meth:`constrain`, :meth:`extra_record`.
 
     ``forward`` defaults to a loop over ``step``; a subclass may override it with a
     fused or library path, which the contract tests hold equal to the step loop (in
