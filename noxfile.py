@@ -16,6 +16,8 @@
         hdnn       paper (b)'s H-DNN 2D classification       ~40 s / ~6 min on CPU
     nox -s bench [-- --compare]                    pytest-benchmark; --compare fails on a slowdown
     nox -s slurm    the cluster launcher against a throwaway single-node SLURM (root; apt-get)
+    nox -s site     the results site from the committed records into results/site/, then its
+                    browser test (Debian's chromium, installed with apt-get if missing; root)
 
 Every session installs the project with the pinned versions of constraints.txt (torch
 included), so results do not drift with new releases. Sessions use the interpreter nox
@@ -25,6 +27,7 @@ runs under; `nox -r` reuses the environments between runs.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -128,3 +131,19 @@ def slurm(session: nox.Session) -> None:
                     env={"SLURM_CONF": str(state / "slurm.conf")})
     finally:
         session.run("bash", script, "stop", str(state), external=True)
+
+
+@nox.session
+def site(session: nox.Session) -> None:
+    """The results site (`rnnsuite site`) from the committed tables and records into
+    results/site/, then tests/test_site.py against it in chromium (Selenium), which also
+    saves screenshots of two pages under results/site-screenshots/."""
+    install(session, "test", "site")
+    session.run("rnnsuite", "site", "--out", "results/site")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", "chromium-driver", external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+    session.run("pytest", "tests/test_site.py", "-o", "addopts=-ra", "-v", *session.posargs,
+                env={"RNNSUITE_SITE": str(ROOT / "results" / "site"),
+                     "RNNSUITE_SCREENSHOTS": str(ROOT / "results" / "site-screenshots")})

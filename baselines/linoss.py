@@ -24,6 +24,10 @@ readout reads them at the last step (or every step), as for every model here.
 Initialization, as the authors': Â ~ U(0, 1), s ~ U(0, 1) (so Δt ∈ (0.5, 0.73) at the
 start), Re B, Im B ~ U(±1/√H), Re C, Im C ~ U(±1/√P), D ~ N(0, 1); encoder, GLU maps
 and readout U(±1/√fan_in), weights and biases (Equinox's Linear, as PyTorch's).
+``model.dt`` (not the authors'; for the gradient-control study, which sweeps it) starts
+every mode at the one step σ̂(s) = dt ∈ (0, 1) instead, still trained; the other
+parameters are drawn as without it. ``step_size_max`` keeps the step-size heuristic
+(suite/hamiltonian/heuristic.py) below 1, which σ̂ never reaches.
 
 Defaults: their experiment configs (experiment_configs/repeats/LinOSS/*.json) choose
 per data set from a grid of blocks {2, 4, 6}, P {16, 64, 256}, lr {1e-3, 1e-4, 1e-5};
@@ -93,6 +97,7 @@ class LinOSS(RecurrentModel):
     search_space = {"lr": ("log", 1e-5, 1e-3), "model.layers": ("categorical", [2, 4, 6]),
                     "model.modes": ("categorical", [16, 64, 256]),
                     "model.discretization": ("categorical", ["IM", "IMEX"])}
+    step_size_max = 0.99  # Δt = σ̂(s) < 1: the top of the heuristic's search
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

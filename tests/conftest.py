@@ -47,6 +47,26 @@ def tiny_task_params(name: str) -> dict:
     return {"T": 6} if "T" in fields else {}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread(request):
+    """Every test on one torch thread, and the processes it starts too, unless
+    OMP_NUM_THREADS is set: the tests' operations are tiny, and two threads of them wait on
+    each other when anything else runs. Measured on the 2-core machine under load
+    (2026-12-04): the adding-GRU quality case took 124 s on torch's two threads and 8 s on
+    one. Benchmarks (--benchmark-only) keep torch's own count, the one their numbers state."""
+    if "OMP_NUM_THREADS" in os.environ or request.config.getoption("benchmark_only", False):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    del os.environ["OMP_NUM_THREADS"]
+
+
 @pytest.fixture(autouse=True)
 def _no_tuned_files(tmp_path_factory, monkeypatch):
     """Tests see no tuned hyperparameter files unless they make their own: a file in

@@ -111,6 +111,7 @@ SWEEP = ["sweep", "--tasks", "adding", "--models", "gru,lstm,antisymmetric", "--
          "--set", "probe_batch=8", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_directory_split_the_cells(tmp_path):
     out = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -60,7 +60,14 @@ def export(root: Path, to: str, out: Path, capsys) -> str:
     return capsys.readouterr().out
 
 
+def needs(module: str, extra: str):
+    """The tracker's library, or a skip that names the extra it comes with."""
+    return pytest.importorskip(module, reason=f"{module} is not installed: pip install 'rnnsuite[{extra}]' "
+                                              f"(or [trackers]; `nox -s tests` installs it)")
+
+
 def test_tensorboard(runs, tmp_path, capsys):
+    needs("tensorboard", "tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -100,6 +107,7 @@ def test_tensorboard(runs, tmp_path, capsys):
 
 
 def test_mlflow(runs, tmp_path, capsys):
+    needs("mlflow", "mlflow")
     from mlflow.tracking import MlflowClient
 
     root, out = copy_of(runs, tmp_path), tmp_path / "mlflow"
@@ -168,6 +176,7 @@ def read_wandb(run_dir: Path) -> dict:
 
 
 def test_wandb_offline(runs, tmp_path, capsys, monkeypatch):
+    needs("wandb", "wandb")
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):  # nothing written under $HOME
         monkeypatch.setenv(var, str(tmp_path / "wandb-home"))
     root, out = copy_of(runs, tmp_path), tmp_path / "wandb"

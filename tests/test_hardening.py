@@ -181,6 +181,7 @@ def _can_mount() -> str | None:
 
 
 @pytest.mark.skipif(_can_mount() is not None, reason=str(_can_mount()))
+@pytest.mark.slow
 def test_read_only_and_full_disks_give_one_line(tmp_path):
     """Real faults on private tmpfs mounts (gone with the mount namespace): read-only, and
     so full that the first checkpoint cannot be written."""

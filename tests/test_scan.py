@@ -1,15 +1,23 @@
 """The scan backend (suite/kernels/scan.py): the parallel scan equals the sequential
-reference in float64, values and gradients, for every kind of coefficient it takes."""
+reference in float64, values and gradients, for every kind of coefficient it takes, with
+either CPU solver (the fused loop and the log-depth halving the GPU runs)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from suite.kernels import scan
 from suite.kernels.scan import block_scan, linear_scan
 
 LENGTHS = [1, 2, 3, 7, 33]
 B, H = 2, 3
+
+
+@pytest.fixture(params=["loop", "halving"])
+def solver(request, monkeypatch):
+    monkeypatch.setattr(scan, "CPU_SOLVER", request.param)
+    return request.param
 
 
 def _gen(seed):
@@ -53,27 +61,27 @@ def _assert_methods_agree(fn, coef, drive, h0):
 @pytest.mark.parametrize("T", LENGTHS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
 @pytest.mark.parametrize("kind", ["constant", "constant-4d", "varying"])
-def test_linear_scan_parallel_equals_sequential(kind, dtype, T):
+def test_linear_scan_parallel_equals_sequential(kind, dtype, T, solver):
     a, b, h0 = _coefficient(kind, T, dtype), _randn((B, T, H), dtype), _randn((B, H), dtype, seed=2)
     _assert_methods_agree(linear_scan, a, b, h0)
 
 
 @pytest.mark.parametrize("T", LENGTHS)
 @pytest.mark.parametrize("kind", ["constant", "varying"])
-def test_block_scan_parallel_equals_sequential(kind, T):
+def test_block_scan_parallel_equals_sequential(kind, T, solver):
     # LinOSS: real blocks, complex drive
     M, F, x0 = _blocks(kind, T), _randn((B, T, H, 2), torch.complex128), _randn((B, H, 2), torch.complex128, seed=2)
     _assert_methods_agree(block_scan, M, F, x0)
 
 
-def test_a_real_coefficient_with_a_complex_drive_keeps_a_real_gradient():
+def test_a_real_coefficient_with_a_complex_drive_keeps_a_real_gradient(solver):
     a, b = _coefficient("constant", 5, torch.float64).requires_grad_(), _randn((B, 5, H), torch.complex128)
     (grad,) = torch.autograd.grad(linear_scan(a, b).abs().sum(), [a])
     assert grad.dtype == torch.float64 and grad.shape == a.shape
 
 
 @pytest.mark.parametrize("T", [1, 3, 8])
-def test_gradcheck(T):
+def test_gradcheck(T, solver):
     a = _coefficient("varying", T, torch.complex128).requires_grad_()
     b = _randn((B, T, H), torch.complex128).requires_grad_()
     h0 = _randn((B, H), torch.complex128, seed=2).requires_grad_()
@@ -92,7 +100,7 @@ def test_bad_arguments_fail_loudly():
         block_scan(torch.ones(3, 2), torch.zeros(2, 4, 3, 2))
 
 
-NO_GPU = "no CUDA device: the GPU path is the same torch code, checked where a GPU is present"
+NO_GPU = "no CUDA device: the GPU's halving is checked on the CPU above; its CUDA run needs a GPU"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)

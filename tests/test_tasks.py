@@ -87,12 +87,22 @@ def test_smnist_batches(mnist):
     task = suite.build_task("smnist", data_dir=mnist, val_size=1000)
     x, y = task.batch("test", 0, 16, seed=0)
     assert x.shape == (16, 784, 1) and y.dtype == torch.int64
-    assert abs(x.mean().item()) < 0.5  # standardized
     assert task.split_size("train") == 59000 and task.split_size("test") == 10000
     permuted = suite.build_task("psmnist", data_dir=mnist, val_size=1000, perm_seed=0)
     px, py = permuted.batch("test", 0, 16, seed=0)
     assert torch.equal(py, y)
     assert torch.equal(px[:, :, 0], x[:, permuted.permutation, 0])
+
+
+def test_smnist_pixels_are_standardized_with_the_training_set_statistics(mnist):
+    """Standardized: (p/255 - 0.1307)/0.3081. On 10k training images the mean is 0.001 and
+    the std 1.0015 (measured); [0, 1] pixels give 0.13 and 0.31, a wrong std constant (0.30
+    for 0.3081) gives 1.03, so the tolerances of 0.01 tell them apart."""
+    x, _ = suite.build_task("smnist", data_dir=mnist, val_size=1000).batch("train", 0, 10000, seed=0)
+    assert abs(x.mean().item()) < 0.01 and abs(x.std().item() - 1) < 0.01, (x.mean().item(), x.std().item())
+    assert x.min().item() == pytest.approx(-0.1307 / 0.3081, abs=1e-6)  # a black pixel
+    unit, _ = suite.build_task("smnist", data_dir=mnist, val_size=1000, pixels="unit").batch("test", 0, 512, seed=0)
+    assert unit.min().item() == 0.0 and unit.max().item() == 1.0
 
 
 def test_missing_mnist_is_a_one_line_error(tmp_path):

@@ -125,6 +125,7 @@ def test_resume_adds_exactly_the_missing_trials(tmp_path, tuned_dir, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_journal_make_n_distinct_trials(tmp_path):
     out = tmp_path / "tuning"
     assert tune(out, "--trials", "4", "--workers", "2") == 0
@@ -174,6 +175,7 @@ def test_evaluation_leaves_a_seed_another_worker_runs_and_runs_the_rest(tmp_path
     assert not records.is_complete(held_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(tmp_path, kind):
     out = tmp_path / "tuning"
@@ -286,6 +288,7 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_postgresql_storage_with_two_workers(tmp_path, postgres_url):
     assert tune(tmp_path / "tuning", "--trials", "3", "--workers", "2", "--storage", postgres_url) == 0
     study = load(postgres_url)

@@ -14,6 +14,7 @@ cell whose record is not, and why (a version bumped, a default changed, a cell g
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 
@@ -54,6 +55,8 @@ def _commit(rec: dict) -> str:
 
 def config_difference(recorded: dict, today: dict) -> str:
     """The keys whose values differ between a record's configuration and today's, in words."""
+    # as hashed: through JSON, where a tuple is a list
+    recorded, today = (json.loads(json.dumps(c, sort_keys=True, default=str)) for c in (recorded, today))
     changed = []
     for key in sorted(set(recorded) | set(today)):
         a, b = recorded.get(key), today.get(key)

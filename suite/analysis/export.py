@@ -111,7 +111,7 @@ def load(path: Path, rec: dict) -> RunData:
     params = {k: _scalar(v) for k, v in flatten(rec["config"]).items()}
     digest = hashlib.sha256((path / records.RECORD).read_bytes() + (path / records.CURVES).read_bytes()).hexdigest()
     return RunData(name=f"{rec['task']}/{rec['model']}/{path.name}", config_hash=rec["config_hash"], digest=digest,
-                   status=rec["status"], params=params, series=sorted(series.items()),
+                   status=records.outcome(rec["status"], m), params=params, series=sorted(series.items()),
                    final={k: float(v) for k, v in final.items() if _finite(v)}, profile=profile,
                    environment=rec.get("environment", {}), launcher=rec.get("launcher"),
                    files={records.RECORD: path / records.RECORD, records.CURVES: path / records.CURVES})

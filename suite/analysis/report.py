@@ -1,4 +1,4 @@
-"""Reports built offline from run records: tables (pandas) and figures (seaborn).
+"""Reports built offline from run records: tables (pandas) and figures (:mod:`suite.analysis.figures`).
 
 Nothing here trains or re-runs anything. The headline number of a cell — the test
 metric's mean ± std over seeds — is computed in one place, :func:`summarize`.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite.analysis import plotting, stats
+from suite.analysis import stats
 from suite.core import records
 from suite.core.config import flatten
 from suite.core.registry import SuiteError
@@ -48,9 +48,13 @@ def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] 
         if hashes is not None and rec["config_hash"] not in hashes:
             left_out += 1
             continue
+        state = records.outcome(rec["status"], rec["metrics"])  # the one rule, applied again on read
+        if state != rec["status"]:
+            warn(f"{path / records.RECORD}: recorded as {rec['status']!r}, but its final validation or test "
+                 f"metric is not finite: counted as {state}")
         try:
-            rows.append(_row(path, rec))
-        except (KeyError, TypeError, AttributeError) as exc:
+            rows.append({**_row(path, rec), "status": state})
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             skipped.append(f"{path / records.RECORD}: a field the table needs is missing or malformed ({exc!r})")
     for reason in skipped:
         warn(f"skipped {reason}")
@@ -59,9 +63,21 @@ def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] 
             raise SuiteError(f"no usable run records under {root}: all {len(skipped)} found were skipped (named above)")
         also = f" besides the {excluded} under {exclude}, read only when named (--runs {exclude})" if excluded else ""
         raise SuiteError(f"no run records under {root}{also} (run `rnnsuite run ... --out {root}` first)")
-    runs = _label_settings(pd.DataFrame(rows))
+    runs = _one_record_per_seed(_label_settings(pd.DataFrame(rows)))
     runs.attrs["left_out"], runs.attrs["excluded"] = left_out, excluded
     return runs
+
+
+def _one_record_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """A seed counts once per cell: a second record of the same (task, variant, model and
+    setting, seed), a copy say, is left out with a warning naming both."""
+    keys = ["task", "variant", "model", "seed"]
+    twice = runs.duplicated(keys, keep="first")
+    for _, row in runs[twice].iterrows():
+        first = runs[(runs[keys] == row[keys]).all(axis=1)].path.iloc[0]
+        warn(f"{row.path}: seed {row.seed} of {row.task}/{row.model} again (first in {first}): left out, "
+             f"a seed counts once")
+    return runs[~twice].reset_index(drop=True)
 
 
 def warn(message: str) -> None:
@@ -170,54 +186,8 @@ def render(table: pd.DataFrame, fmt: str) -> str:
 
 
 def figures(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Per (task, variant): hidden-state gradient profiles and validation curves."""
-    plt = plotting.pyplot()
-    import seaborn as sns
+    """Per (task, variant): hidden-state gradient profiles and validation curves
+    (:mod:`suite.analysis.figures`)."""
+    from suite.analysis import figures as run_figures
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for (task, variant), g in runs.groupby(["task", "variant"]):
-        name = f"{task}_{variant}".replace(" ", "_").replace("=", "")
-        profile_rows, curve_rows = [], []
-        for _, row in g.iterrows():
-            try:
-                profiles, curves = _figure_rows(row)
-            except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:  # ValueError: pandas' too
-                warn(f"{row.path}: left out of the figures ({records.cause(exc)})")
-                continue
-            profile_rows += profiles
-            curve_rows += curves
-        if profile_rows:
-            fig, ax = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-            df = pd.DataFrame(profile_rows)
-            for axis, when in zip(ax, ("init", "end")):
-                sub = df[df.when == when]
-                if not sub.empty:
-                    sns.lineplot(sub, x="t", y="log10 ‖∂L/∂h_t‖", hue="model", ax=axis, errorbar=None)
-                axis.set_title(f"{task} {variant}: hidden-state gradient, {when}")
-            fig.tight_layout()
-            written.append(plotting.save(fig, out_dir / f"gradients_{name}.png"))
-        if curve_rows:
-            metric = g.metric.iloc[0]
-            fig, axis = plt.subplots(figsize=(6, 4))
-            sns.lineplot(pd.DataFrame(curve_rows), x="step", y=metric, hue="model", ax=axis)
-            axis.set_title(f"{task} {variant}: validation {metric}")
-            fig.tight_layout()
-            written.append(plotting.save(fig, out_dir / f"curves_{name}.png"))
-        plt.close("all")
-    return written
-
-
-def _figure_rows(row) -> tuple[list[dict], list[dict]]:
-    """One run's gradient profiles (init and end) and validation curve, as figure rows."""
-    grads = records.load_record(Path(row.path))["gradients"]
-    profiles = []
-    for when, step in (("init", "0"), ("end", str(grads["end_step"]))):
-        for t, v in enumerate(grads["hidden_profile"][step], start=1):
-            if v and v > 0:
-                profiles.append({"model": row.model, "seed": row.seed, "t": t,
-                                 "log10 ‖∂L/∂h_t‖": math.log10(v), "when": when})
-    curves = pd.read_csv(Path(row.path) / records.CURVES)
-    val = curves[curves.split == "val"]
-    return profiles, [{"model": row.model, "seed": row.seed, "step": s, row.metric: m}
-                      for s, m in zip(val.step, val.metric)]
+    return run_figures.figures(runs, out_dir)

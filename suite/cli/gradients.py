@@ -34,6 +34,8 @@ def add_command(subparsers) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     p.add_argument("--overwrite", action="store_true", help="rerun settings whose records exist")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest for these sizes)")
+    p.add_argument("--model-param", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                   help="hold a model's hyperparameter fixed in every setting, e.g. linoss.discretization=IMEX")
     p.set_defaults(func=cmd_gradients)
 
 
@@ -50,7 +52,22 @@ def study_from_args(args: argparse.Namespace) -> Study:
                  train_steps=pick("train_steps"), hidden_size=pick("hidden_size"), batch_size=pick("batch_size"),
                  probe_batch=pick("probe_batch"), lr=args.lr, seed=args.seed, device=args.device,
                  data_dir=args.data_dir, out=Path(args.out), overwrite=args.overwrite,
-                 threads=args.threads)
+                 threads=args.threads, model_params=model_params(args.model_param))
+
+
+def model_params(items: list[str]) -> dict[str, dict]:
+    """``["linoss.discretization=IMEX"]`` -> {"linoss": {"discretization": "IMEX"}} (values parsed by the model's Config)."""
+    from suite.core.registry import MODELS, SuiteError
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        model, dot, name = key.rpartition(".")
+        if not (sep and dot and model and name):
+            raise SuiteError(f"--model-param {item!r} is not MODEL.KEY=VALUE (for example linoss.discretization=IMEX)")
+        MODELS.get(model)  # unknown name: SuiteError with a suggestion
+        out.setdefault(model, {})[name] = value
+    return out
 
 
 def cmd_gradients(args) -> int:

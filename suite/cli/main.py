@@ -23,7 +23,7 @@ from pathlib import Path
 
 from suite.core import paths
 from suite.core.cells import run_cells
-from suite.core.config import RunConfig
+from suite.core.config import RunConfig, shown
 from suite.core.configure import make_config
 from suite.core.registry import SuiteError
 
@@ -47,6 +47,8 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tuned", metavar="PATH", default=None,
                    help="apply a tuned file written by `rnnsuite tune` (over a recipe, under --set)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default 1, measured fastest on 2 cores; or $RNNSUITE_THREADS)")
 
 
 
@@ -155,7 +157,8 @@ def _check_sweep_spec(spec: dict, path: Path) -> None:
             raise SuiteError(f"{path}: [{key}] must hold one table per name (e.g. [{key}.{example}), not {table!r}")
         for name, params in table.items():
             if not isinstance(params, dict):
-                raise SuiteError(f"{path}: {key}.{name} must be a table (e.g. [{key}.{example}), not {params!r}")
+                raise SuiteError(f"{path}: {key}.{shown(name)} must be a table (e.g. [{key}.{example}), "
+                                 f"not {params!r}")
 
 
 def _check_sweep_names(spec: dict, path: Path | None, tasks: list[str], models: list[str]) -> None:
@@ -168,7 +171,7 @@ def _check_sweep_names(spec: dict, path: Path | None, tasks: list[str], models: 
         for name in spec.get(key, {}):
             if name not in names:
                 what = "task" if key == "task_params" else "model"
-                raise SuiteError(f"{path}: [{key}.{name}] names a {what} not in the sweep's grid "
+                raise SuiteError(f"{path}: [{key}.{shown(name)}] names a {what} not in the sweep's grid "
                                  f"(valid: {', '.join(sorted(names)) or 'none'})")
 
 
@@ -351,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     named = next((a for a in argv if not a.startswith("-")), None)  # the top level has no valued options
     args = build_parser(named, every=False).parse_args(argv)
     try:
+        if hasattr(args, "threads"):  # the one place the thread count is set (suite.core.threads)
+            from suite.core import threads
+
+            threads.apply(args.threads)
         return args.func(args)
     except SuiteError as exc:
         print(f"rnnsuite: error: {exc}", file=sys.stderr)

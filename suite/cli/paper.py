@@ -159,6 +159,8 @@ def add_command(sub) -> None:
     p.add_argument("--out", default=paths.TABLES_OUT, help="tables go to OUT/TABLE-PROFILE/ (default %(default)s)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $RNNSUITE_DATA)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default 1, measured fastest on 2 cores; or $RNNSUITE_THREADS)")
     from suite.cli.launch import add_arguments
 
     add_arguments(p)  # --launcher slurm|local and its options (smnist, adding, copy)

@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from suite.core import recipes
 from suite.core.recipes import get_recipe, load_recipes, recipe_config
+
+WIDTH = 100
+COLUMNS = ("recipe", "model", "published", "metric", "checked")  # the task is in the recipe's name
+
+
+def published(recipe) -> str:
+    """The number with its units, the units left out where the metric's name says them
+    (``1901`` for iterations_to_mse_below_0.01, ``99.45 %`` for accuracy)."""
+    if recipe.published is None:
+        return "—"
+    units = "" if not recipe.units or recipe.metric.startswith(recipe.units) else f" {recipe.units}"
+    return f"{recipe.published:g}{units}"
+
+
+def table(all_recipes) -> list[str]:
+    """One row per recipe under a header, its source wrapped beneath it: WIDTH columns at most."""
+    rows = [(r.name, r.model, published(r), r.metric, "yes" if r.checked else "no") for r in all_recipes]
+    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    line = "  ".join(f"{{:{w}s}}" for w in widths)
+    lines = [line.format(*COLUMNS).rstrip(), line.format(*("-" * w for w in widths))]
+    for recipe, row in zip(all_recipes, rows, strict=True):
+        lines.append(line.format(*row).rstrip())
+        lines += textwrap.wrap(f"source: {recipe.source}", WIDTH, initial_indent="    ", subsequent_indent="      ")
+    return lines
 
 
 def cmd_recipes(args) -> int:
     if args.name is None:
-        for recipe in load_recipes().values():
-            checked = "" if recipe.checked else " [unchecked]"
-            value = "—" if recipe.published is None else f"{recipe.published:g} {recipe.units}"
-            print(f"{recipe.name:28s} {recipe.task:8s} {recipe.model:20s} {value} {recipe.metric}{checked}  "
-                  f"({recipe.source})")
+        print("\n".join(table(list(load_recipes().values()))))
+        print("(checked: the number was compared with its source; `rnnsuite recipes NAME` resolves one recipe)")
         return 0
     from suite.core.build import resolve
 

@@ -48,6 +48,9 @@ def add_command(sub) -> None:
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $RNNSUITE_DATA)")
     p.add_argument("--download", action="store_true", help="fetch MNIST into --data-dir if missing")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bars")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads of each worker (default 1, measured fastest on 2 cores; "
+                        "or $RNNSUITE_THREADS)")
     p.set_defaults(func=cmd_tune)
 
 

@@ -126,41 +126,72 @@ _SAVED: dict[tuple, tuple[int, int] | None] = {}
 
 
 def _measure_saved(cfg, task) -> tuple[int, int] | None:
+    """Saved bytes at batch sizes 1 and 2 and two short lengths, fitted as ``a + b·B + c·T +
+    d·B·T`` and evaluated at the task's length (a forward of thousands of steps would take
+    seconds); at the task's own length where the short ones cannot run. On the meta device;
+    on the CPU, for real, for a small model whose forward the meta device cannot run (one
+    that branches on a value)."""
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                model = _meta_model(cfg, task)
+                if device == "cpu" and sum(p.numel() for p in model.parameters()) > CPU_PROBE_PARAMS:
+                    return None
+                return _fit_saved(model.to(getattr(torch, cfg.dtype)), task, getattr(torch, cfg.dtype))
+        except Exception:  # an operation without a meta kernel (or any other failure): try the next
+            continue
+    return None  # the estimate falls back on a formula
+
+
+CPU_PROBE_PARAMS = 2_000_000  # a model measured for real on the CPU: at most this many parameters
+
+
+def _fit_saved(model, task, dtype) -> tuple[int, int]:
+    owned = {id(p) for p in model.parameters()}
+    count = lambda batch, steps: _saved_in_forward(model, task, owned, batch, steps, dtype)  # noqa: E731
+    length = task.seq_len
+    if length > 16:
+        try:
+            (s11, s21), (s12, s22) = [(count(1, t), count(2, t)) for t in (8, 16)]
+        except Exception:  # a model that needs the task's own length
+            s11 = None
+        if s11 is not None:
+            d = ((s22 - s12) - (s21 - s11)) / 8
+            b = (s21 - s11) - 8 * d
+            c = (s12 - s11) / 8 - d
+            a = s11 - b - 8 * c - 8 * d
+            return max(0, round(a + c * length)), max(0, round(b + d * length))
+    s1, s2 = count(1, length), count(2, length)
+    return max(0, 2 * s1 - s2), max(0, s2 - s1)
+
+
+def _meta_model(cfg, task):
+    """The model as the harness builds it, on the meta device; a value the model would
+    choose by computing (a heuristic step) is given as any number: it changes no size."""
+    params = {**{f.name: f.default for f in dataclasses.fields(MODELS.get(cfg.model).Config)}, **cfg.model_params}
+    chosen = {k: 0.1 for k, v in params.items() if v == "heuristic"}
+    return build_model(cfg.model, input_size=task.input_size, output_size=task.output_size,
+                       hidden_size=cfg.hidden_size, seq_len=None if chosen else task.seq_len,
+                       **{**cfg.model_params, **chosen})
+
+
+def _saved_in_forward(model, task, owned: set[int], batch: int, steps: int, dtype) -> int:
+    """Bytes of the distinct tensors autograd saves in one forward and readout (parameters
+    and their views left out), plus the output."""
     from suite.core import probes
 
-    dtype = getattr(torch, cfg.dtype)
-    try:
-        with torch.device("meta"):
-            try:  # as the harness builds it: values chosen from the task filled in
-                model = build_model(cfg.model, input_size=task.input_size, output_size=task.output_size,
-                                    hidden_size=cfg.hidden_size, seq_len=task.seq_len, **cfg.model_params)
-            except SuiteError:
-                raise
-            except Exception:
-                model = build_model(cfg.model, input_size=task.input_size, output_size=task.output_size,
-                                    hidden_size=cfg.hidden_size, **cfg.model_params)
-            model = model.to(dtype)
-            owned = {id(p) for p in model.parameters()}
-            sizes = []
-            for batch in (1, 2):
-                seen: dict[int, int] = {}
-                kept = []  # alive until counted, so that no id is reused
+    seen: dict[int, int] = {}
+    kept = []  # alive until counted, so that no id is reused
 
-                def pack(t):
-                    base = t._base if t._base is not None else t
-                    if id(base) not in owned and id(base) not in seen:
-                        kept.append(base)
-                        seen[id(base)] = base.untyped_storage().nbytes()
-                    return t
+    def pack(t):
+        base = t._base if t._base is not None else t
+        if id(base) not in owned and id(base) not in seen:
+            kept.append(base)
+            seen[id(base)] = base.untyped_storage().nbytes()
+        return t
 
-                x = torch.zeros(batch, task.seq_len, task.input_size, dtype=dtype)
-                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                    out = model.readout(model.last_features(x)) if task.output_at == "last" \
-                        else probes.apply_readout(model, task, model(x))
-                sizes.append(sum(seen.values()) + out.numel() * out.element_size())
-    except SuiteError:
-        raise
-    except Exception:  # an operation without a meta kernel: the estimate falls back on a formula
-        return None
-    per_example = max(0, sizes[1] - sizes[0])
-    return max(0, sizes[0] - per_example), per_example
+    x = torch.zeros(batch, steps, task.input_size, dtype=dtype)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model.readout(model.last_features(x)) if task.output_at == "last" \
+            else probes.apply_readout(model, task, model(x))
+    return sum(seen.values()) + out.numel() * out.element_size()

@@ -98,7 +98,8 @@ class Checkpoint:
         if not ok or header.get("format") != FORMAT:
             return None, "is damaged (its header does not read back)"
         if header.get("size") != len(payload):
-            return None, f"is truncated or damaged ({len(payload)} bytes of state where {header.get('size')} were written)"
+            return None, (f"is truncated or damaged ({len(payload)} bytes of state where "
+                          f"{header.get('size')} were written)")
         if hashlib.sha256(payload).hexdigest() != header.get("digest"):
             return None, "is damaged (its content does not match its digest)"
         if header.get("versions") != versions():

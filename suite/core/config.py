@@ -165,6 +165,12 @@ def build_config(cls: type, overrides: dict[str, Any], *, prefix: str = "") -> A
     return cfg
 
 
+def shown(name: Any) -> str:
+    """A name read from a file, as an error message shows it: itself when printable, else
+    quoted (a name with a line break must not break the message's one line)."""
+    return name if isinstance(name, str) and name.isprintable() and name.strip() == name and name else repr(name)
+
+
 def unknown_key_message(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

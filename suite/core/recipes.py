@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.core import paths
-from suite.core.config import run_config, unknown_key_message
+from suite.core.config import run_config, shown, unknown_key_message
 from suite.core.registry import SuiteError
 
 RECIPES = paths.RECIPES
@@ -86,34 +86,35 @@ def format_value(value: Any) -> str:
 
 
 def _parse_entry(name: str, entry: Any, where: str) -> Recipe:
+    label = shown(name)
     if not isinstance(entry, dict):
-        raise SuiteError(f"{where}: [{name}] must be a table")
+        raise SuiteError(f"{where}: [{label}] must be a table")
     unknown = set(entry) - set(REQUIRED) - set(OPTIONAL)
     if unknown:
-        raise SuiteError(f"{where}: [{name}] " + unknown_key_message(sorted(unknown)[0], [*REQUIRED, *OPTIONAL]))
+        raise SuiteError(f"{where}: [{label}] " + unknown_key_message(sorted(unknown)[0], [*REQUIRED, *OPTIONAL]))
     missing = [k for k in REQUIRED if k not in entry]
     if missing:
-        raise SuiteError(f"{where}: [{name}] lacks {', '.join(missing)}")
+        raise SuiteError(f"{where}: [{label}] lacks {', '.join(missing)}")
     if entry["selection"] not in SELECTIONS:
-        raise SuiteError(f"{where}: [{name}] selection={entry['selection']!r} is not one of {', '.join(SELECTIONS)}")
+        raise SuiteError(f"{where}: [{label}] selection={entry['selection']!r} is not one of {', '.join(SELECTIONS)}")
     if entry["checked"] not in ("yes", "no"):
-        raise SuiteError(f"{where}: [{name}] checked={entry['checked']!r} must be \"yes\" or \"no\"")
+        raise SuiteError(f"{where}: [{label}] checked={entry['checked']!r} must be \"yes\" or \"no\"")
     for key in ("task", "model", "metric", "units", "source", *TEXT):
         if key in entry and not isinstance(entry[key], str):
-            raise SuiteError(f"{where}: [{name}] {key}={entry[key]!r} must be text (a quoted string)")
+            raise SuiteError(f"{where}: [{label}] {key}={entry[key]!r} must be text (a quoted string)")
     table = entry.get("set", {})
     if not isinstance(table, dict):
-        raise SuiteError(f"{where}: [{name}] set must be a table ([{name}.set] with key = {{ value = ..., "
+        raise SuiteError(f"{where}: [{label}] set must be a table ([{label}.set] with key = {{ value = ..., "
                          f"source = \"...\" }}), not {table!r}")
     published = entry.get("published")
     if "published" in entry and (isinstance(published, bool) or not isinstance(published, (int, float))
                                  or not math.isfinite(published)):
-        raise SuiteError(f"{where}: [{name}] published={published!r} is not a number")
+        raise SuiteError(f"{where}: [{label}] published={published!r} is not a number")
     values, cites = {}, {}
     for key, item in table.items():
         kinds = [k for k in ("source", "unknown") if isinstance(item, dict) and k in item]
         if not isinstance(item, dict) or "value" not in item or len(kinds) != 1 or set(item) - {"value", *kinds}:
-            raise SuiteError(f"{where}: [{name}.set] {key} must be {{ value = ..., source = \"...\" }} "
+            raise SuiteError(f"{where}: [{label}.set] {shown(key)} must be {{ value = ..., source = \"...\" }} "
                              f"or {{ value = ..., unknown = \"why this value\" }}")
         values[key], cites[key] = item["value"], (kinds[0], str(item[kinds[0]]))
     fields = {k: entry[k] for k in (*REQUIRED, *OPTIONAL) if k in entry and k != "set"}

@@ -6,8 +6,8 @@ torch's "meta" device, which allocates nothing) with their gradients, the optimi
 state and the best-validation copy; what autograd keeps for the backward pass, counted
 on the meta device for this model at this width and sequence length
 (:func:`suite.core.build.saved_bytes`: every model's own intermediate values, scaled
-to the batch size), or, for a model whose forward cannot run there, a formula of
-``SAVED_PER_FEATURE`` values per feature per step; the input batch as the task makes
+to the batch size) times ``SAVED_FACTOR``, and never less than ``PER_FEATURE_STEP``
+values per feature per step; the input batch as the task makes
 it (``INPUT_COPIES``: its generation's temporaries); and the fixed validation and test
 sets. ``tests/test_records_trust.py`` holds it against the measured peak of a small
 run of every model.
@@ -27,7 +27,12 @@ OPTIMIZER_COPIES = {"adam": 2, "rmsprop": 1, "sgd": 0}  # Adam: two moments; RMS
 
 
 INPUT_COPIES = 4  # a task draws a batch in float64 and converts it: several copies at once
-SAVED_PER_FEATURE = 8  # the fallback: values kept per feature per step (gates, states, activations)
+# The backward pass holds, besides what autograd saved, the gradients flowing back and what
+# a fused pass keeps outside autograd's sight: measured on the CPU (tests/test_records_trust.py),
+# a step's peak is at most 2.2x the saved bytes, and at most 8 values per feature per step
+# where the saved bytes are few (the fused passes); the estimate takes the larger of the two.
+SAVED_FACTOR = 2.5
+PER_FEATURE_STEP = 10
 
 
 def check_sizes(cfg, task, device: torch.device, counts: tuple) -> None:
@@ -60,10 +65,9 @@ def memory_floor(cfg, task, counts: tuple) -> dict[str, int]:
     copies += int(cfg.optimizer != "adam" and getattr(cfg, "momentum", 0) > 0)  # a momentum buffer
     copies += int(cfg.selection == "best_val")  # the best validation weights, kept for the test
     fixed = sum(task.split_size(s) or 0 for s in ("val", "test"))
+    kept = PER_FEATURE_STEP * cfg.batch_size * task.seq_len * features * width
     if saved is not None:
-        kept = saved[0] + saved[1] * cfg.batch_size
-    else:
-        kept = SAVED_PER_FEATURE * cfg.batch_size * task.seq_len * features * width
+        kept = max(kept, round(SAVED_FACTOR * (saved[0] + saved[1] * cfg.batch_size)))
     return {
         "parameters, gradients and optimizer state": n_params * width * copies,
         "values kept for the backward pass": kept,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.core import paths
-from suite.core.config import flatten, normal, set_value
+from suite.core.config import flatten, normal, set_value, shown
 from suite.core.registry import SuiteError
 
 TUNED_ENV = "RNNSUITE_TUNED_DIR"
@@ -73,12 +73,12 @@ def tuned_differences(tuned: dict, resolved: dict) -> dict[str, tuple[Any, Any]]
 def describe_differences(diff: dict[str, tuple[Any, Any]], limit: int = 4) -> str:
     """One short line: ``tuned under task.T=20, steps=150; this run has task.T=10, steps=10``
     (the first ``limit`` differences, then how many more)."""
-    shown = dict(list(diff.items())[:limit])
+    first = dict(list(diff.items())[:limit])
     more = f" (and {len(diff) - limit} more settings)" if len(diff) > limit else ""
-    return ("tuned under " + ", ".join(f"{k}={_short(a)}" for k, (a, _) in shown.items())
-            + "; this run has " + ", ".join(f"{k}={_short(b)}" for k, (_, b) in shown.items()) + more)
+    return ("tuned under " + ", ".join(f"{shown(k)}={_short(a)}" for k, (a, _) in first.items())
+            + "; this run has " + ", ".join(f"{shown(k)}={_short(b)}" for k, (_, b) in first.items()) + more)
 
 
 def _short(value: Any, width: int = 40) -> str:
-    text = set_value(value)
+    text = shown(set_value(value))
     return text if len(text) <= width else text[: width - 3] + "..."

@@ -169,12 +169,13 @@ def _hrnn_cap(model: RecurrentModel) -> tuple[float, float] | None:
 
 
 def _search_cap(cls) -> float:
-    """Upper end of the model's searched range for its step (``search_space``), else 1."""
+    """Upper end of the model's searched range for its step (``search_space``), else the
+    model's own bound ``step_size_max`` (a step that must stay below 1), else 1."""
     field = step_size_field(cls)
     space = getattr(cls, "search_space", {}).get(f"model.{field}")
     if space and space[0] in ("log", "float"):
         return float(space[2])
-    return DT_MAX_GENERIC
+    return float(getattr(cls, "step_size_max", DT_MAX_GENERIC))
 
 
 # -- the heuristic -----------------------------------------------------------------------------------
@@ -214,7 +215,8 @@ def _cached(cls, field, input_size, hidden_size, seq_len, seed, probe_batch, tar
     start_clock = time.perf_counter()
     hparams = dict(items)
     cap, omega = _search_cap(cls), None
-    linear = _hrnn_cap(_build(cls, input_size, hidden_size, {**hparams, field: 1.0}, seed))
+    # built at the cap, a step the model accepts (its weights do not depend on the step)
+    linear = _hrnn_cap(_build(cls, input_size, hidden_size, {**hparams, field: cap}, seed))
     if linear is not None:
         cap, omega = linear
 

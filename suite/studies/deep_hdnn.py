@@ -293,7 +293,7 @@ def run_network(name: str, data: list[dict], config: dict, chash: str) -> dict:
                     "test_acc": dict(zip(config["datasets"], result["test_acc"]))},
         "sensitivity": sens,
         "timing": {"train_seconds": result["seconds"], "cpu_seconds": time.process_time() - cpu_start,
-                   "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+                   "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")},
         "environment": records.environment(torch.device("cpu")),
     }
 
@@ -310,8 +310,8 @@ def run_all(root: Path, *, networks=NETWORKS, quiet: bool = False, **settings) -
             continue
         if data is None:
             data = [split(*make_dataset(d, seed=config["seed"])) for d in config["datasets"]]
-        rec = run_network(name, data, config, chash)
-        records.write_json_atomic(path, rec)
+        records.write_json_atomic(path, run_network(name, data, config, chash))
+        rec = json.loads(path.read_text())  # as a rebuild reads it (non-finite values are stored as null)
         found.append(rec)
         if not quiet:
             accs = ", ".join(f"{d} {rec['metrics']['train_acc'][d]:.3f}/{rec['metrics']['test_acc'][d]:.3f}"

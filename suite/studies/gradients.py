@@ -150,6 +150,9 @@ class Study:
     out: Path = Path(DEFAULT_OUT)
     overwrite: bool = False
     threads: int = 1
+    # per model, hyperparameters held fixed besides the step (``--model-param``), e.g.
+    # {"linoss": {"discretization": "IMEX"}}
+    model_params: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 def profile_study(name: str, out: Path, data_dir: str | None = None) -> Study:
@@ -182,7 +185,8 @@ def _run_study(study: Study) -> dict:
         for model in study.models:
             if step_size_field(MODELS.get(model)) is None:
                 continue
-            dt_star, info = heuristic_dt(model, input_size=task.input_size, hidden_size=study.hidden_size, seq_len=T)
+            dt_star, info = heuristic_dt(model, input_size=task.input_size, hidden_size=study.hidden_size, seq_len=T,
+                                         **study.model_params.get(model, {}))
             heuristics[f"{name}:{T}:{model}"] = info
             print(f"heuristic {name} T={T} {model}: {info['field']}* = {dt_star:.4g} "
                   f"(init deviation {info['deviation']:+.2f} on random inputs, {info['seconds']:.1f} s)")
@@ -224,13 +228,22 @@ def setting_config(study: Study, name: str, T: int, model: str, field: str | Non
         batch_size=study.batch_size, steps=study.train_steps, lr=study.lr, eval_every=study.train_steps,
         log_every=study.train_steps, val_batches=1, selection="last", probes=1, probe_batch=study.probe_batch,
         task_params=task_params(name, T, study.probe_batch, study.train_steps, study.batch_size),
-        model_params={field: dt} if field else {},
+        model_params={**study.model_params.get(model, {}), **({field: dt} if field else {})},
     )
 
 
 def setting_name(name: str, T: int, model: str, field: str | None, dt: float | None) -> str:
     """``adding T=100 hrnn dt=0.444``: how a setting (and a stale one) is named."""
     return f"{name} T={T} {model}" + (f" {field}={dt!r}" if field else "")
+
+
+def record_setting(rec: dict) -> str:
+    """The setting a record belongs to, named as :func:`setting_name` names it."""
+    c = rec["config"]
+    params = c["task_params"]
+    T = params["T"] if "T" in params else 784 // params["pixels_per_step"]
+    field = step_size_field(MODELS.get(c["model"])) if c["model"] in MODELS.names() else None
+    return setting_name(c["task"], T, c["model"], field, c["model_params"].get(field) if field else None)
 
 
 def collect(study: Study, settings: list[tuple], *, train: bool) -> tuple[list[dict], list[dict]]:
@@ -246,8 +259,10 @@ def collect(study: Study, settings: list[tuple], *, train: bool) -> tuple[list[d
         elif not train:
             raise SuiteError(f"no record of {setting_name(name, T, model, field, dt)} under {out / RECORDS}")
         else:
-            rec = run(cfg, out=out / RECORDS, overwrite=study.overwrite, quiet=True, data_dir=study.data_dir,
+            ran = run(cfg, out=out / RECORDS, overwrite=study.overwrite, quiet=True, data_dir=study.data_dir,
                       checkpoint_every=0)
+            # read back from disk, as a rebuild reads it (non-finite values are stored as null)
+            rec = {**records.load_record(Path(ran["path"])), "path": ran["path"]}
             how = f"{time.perf_counter() - start:.1f} s"
         row, found = summarize_record(rec, name, T, model, field, dt, is_star)
         rows.append(row)

@@ -60,7 +60,8 @@ def recipe_table(runs: pd.DataFrame) -> pd.DataFrame:
     for name, recs in sorted(by_recipe.items()):
         recipe = get_recipe(name)
         metric = recs[0]["task_info"]["metric"]
-        tests = [_scaled(r["metrics"]["test"], metric) for r in recs if r["status"] == "ok"]
+        ok = [r for r in recs if records.outcome(r["status"], r["metrics"]) == "ok"]  # the one rule
+        tests = [_scaled(r["metrics"]["test"], metric) for r in ok]
         mean, std = stats.mean_std(tests)
         comparable = recipe.published is not None and recipe.metric == metric
         changed = sorted({k for r in recs for k in overridden(r["provenance"])})
@@ -69,7 +70,7 @@ def recipe_table(runs: pd.DataFrame) -> pd.DataFrame:
             "units": recipe.hidden_size, "metric": metric,
             "published": "—" if recipe.published is None else f"{recipe.published:g} {recipe.units}".strip(),
             "ours": stats.plus_minus(mean, std),
-            "seeds": len(tests), "diverged": sum(r["status"] != "ok" for r in recs),
+            "seeds": len(tests), "diverged": len(recs) - len(ok),
             "difference": f"{mean - recipe.published:+.2f}" if comparable and tests else "—",
             "published selection": recipe.selection,
             "our selection": recs[0]["config"]["selection"],

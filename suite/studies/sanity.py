@@ -102,14 +102,31 @@ def load_log(name: str, points: int | None = None) -> pd.DataFrame:
     metric on its first split (a log may carry others, e.g. IndRNN's accuracy under batch
     statistics and its test accuracy at each learning-rate decay)."""
     path = ANCHORS_DIR / f"{name}.csv"
+    return check_log(path, points)
+
+
+def check_log(path: Path, points: int | None = None) -> pd.DataFrame:
+    """An anchor log read and checked: one-line errors naming the file."""
     try:
         log = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise SuiteError(f"anchor log {path} is unreadable ({exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: pandas' parser and empty-file errors, bad UTF-8
+        raise SuiteError(f"anchor log {path} is unreadable ({(str(exc).strip().splitlines() or ['?'])[0]})") from None
     need = {"point_kind", "point", "value", "metric", "split"}
     if not need <= set(log.columns) or log.empty or log.point_kind.nunique() != 1:
         raise SuiteError(f"anchor log {path} needs columns {sorted(need)} and one point_kind")
+    if log.point_kind.iloc[0] not in ("epoch", "iteration"):
+        raise SuiteError(f"anchor log {path}: point_kind {log.point_kind.iloc[0]!r} is not epoch or iteration")
+    for column in ("point", "value"):
+        numbers = pd.to_numeric(log[column], errors="coerce")
+        if numbers.isna().any() or not numbers.map(math.isfinite).all():
+            raise SuiteError(f"anchor log {path}: column {column} holds a value that is not a finite number")
+        log[column] = numbers
+    if log.metric.isna().any() or log.split.isna().any():
+        raise SuiteError(f"anchor log {path}: every row needs its metric and split")
     log = log[(log.metric == log.metric.iloc[0]) & (log.split == log.split.iloc[0])]
+    if (log.point <= 0).any() or log.point.duplicated().any():
+        raise SuiteError(f"anchor log {path}: the points of {log.metric.iloc[0]} on {log.split.iloc[0]} "
+                         f"must be positive and distinct")
     log = log.sort_values("point").reset_index(drop=True)
     return log if points is None else log.iloc[:points]
 
@@ -130,6 +147,8 @@ def validation_steps(name: str, anchor: Anchor) -> tuple[str, int, dict[float, i
         return "epoch", 1, {p: int(p) for p in points}
     offset = 1 if points[0] == 1 and len(points) > 1 else 0
     interval = int(points[1] - points[0]) if offset else int(points[0])
+    if interval < 1:
+        raise SuiteError(f"anchor {name}: iteration points must be evenly spaced, at least 1 apart (got {points})")
     if any(int(p) != offset + interval * (i + 1 - offset) for i, p in enumerate(points)):
         raise SuiteError(f"anchor {name}: iteration points must be evenly spaced (got {points})")
     return "iteration", interval, {p: int(p) - offset for p in points if int(p) - offset > 0}

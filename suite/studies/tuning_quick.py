@@ -100,7 +100,7 @@ def found_cells(out: Path = OUT) -> list[tuple[str, dict]]:
     found = []
     for spec in studies(out):
         for arm in ("heuristic", "optuna"):
-            for path, rec in records.iter_records(Path(spec.out) / spec.study_name / arm):
+            for _, rec in records.iter_records(Path(spec.out) / spec.study_name / arm):
                 found.append((f"{spec.study_name} {arm} seed {rec['seed']}", rec))
     return found
 

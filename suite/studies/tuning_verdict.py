@@ -65,7 +65,7 @@ def _values(rec: dict, arm: Arm) -> str:
 
 def arm_row(name: str, arm: Arm) -> dict:
     recs = [r for r in (_record(arm, cfg) for cfg in arm.configs) if r is not None]
-    ok = [r["metrics"]["test"] for r in recs if r["status"] == "ok" and r["metrics"]["test"] is not None]
+    ok = [r["metrics"]["test"] for r in recs if records.outcome(r["status"], r["metrics"]) == "ok"]
     cell = CELLS[name]
     higher = recs[0]["task_info"]["higher_is_better"] if recs else False
     reached = sum(stats.reaches(v, cell.target, higher) for v in ok)

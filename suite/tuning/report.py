@@ -86,7 +86,7 @@ def _row(path: Path, rec: dict, arm: str, study: str, space: dict, finished: int
     return {
         "study": study, "arm": arm, "chosen": chosen,
         "task": rec["task"], "variant": rec["task_info"]["variant"], "model": rec["model"],
-        "seed": rec["seed"], "status": rec["status"], "test": rec["metrics"]["test"],
+        "seed": rec["seed"], "status": records.outcome(rec["status"], rec["metrics"]), "test": rec["metrics"]["test"],
         "metric": rec["task_info"]["metric"], "higher_is_better": rec["task_info"]["higher_is_better"],
         "hyper": ", ".join(f"{k}={fmt_value(record_value(rec, k))}" for k in space),
         "budget": f"{rec['config']['steps']} steps" if rec["config"]["epochs"] is None

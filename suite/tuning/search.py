@@ -28,6 +28,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from suite.analysis import plotting
+from suite.core import threads
 from suite.core.config import run_config, set_value
 from suite.core.registry import SuiteError
 from suite.tuning.storage import AskLock, ask_lock_path, first_line, open_storage, redact
@@ -218,11 +219,8 @@ def short(v: Any) -> str:
 
 def _worker(spec_fields: dict, index: int) -> None:
     """A --workers process: its own storage connection and sampler stream."""
-    import torch
-
-
     spec = TuneSpec(**spec_fields)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.workers))
+    threads.apply()  # the parent's choice, passed on in $RNNSUITE_THREADS
     try:
         with quiet_optuna():
             definition = study_definition(spec)

@@ -13,8 +13,8 @@ short step at T = 8 already run so that kernels and the allocator's first pages 
 counted, freed heap memory handed back); the peak is Linux's VmHWM, reset just before
 the step. The unit column divides it by one T·B·H float32 tensor: a mode whose
 activation memory is O(B·H) shows that ratio falling towards 0 as T grows; a stored
-mode keeps it constant. Measurement only: nothing here
-asserts a size.
+mode keeps it constant. A model without ``model.reversible`` (the linear recurrences)
+has its stored row alone. Measurement only: nothing here asserts a size.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def measure(model_name: str, reversible: bool, T: int, B: int, H: int) -> dict:
     torch.set_num_threads(1)
     # a fixed step size where the default is the heuristic: its probe would run the whole length first
     fixed = {f.name: 0.1 for f in dataclasses.fields(MODELS.get(model_name).Config) if f.default == "heuristic"}
-    model = build_model(model_name, input_size=2, output_size=1, hidden_size=H, seq_len=T,
-                        reversible=reversible, **fixed)
+    if reversible:
+        fixed["reversible"] = True
+    model = build_model(model_name, input_size=2, output_size=1, hidden_size=H, seq_len=T, **fixed)
 
     def train_step(length: int) -> None:  # the harness's loss and readout path
         task = build_task("adding", T=length, n_val=1, n_test=1)
@@ -78,6 +79,13 @@ def measure(model_name: str, reversible: bool, T: int, B: int, H: int) -> dict:
     peak = _peak_bytes()
     return {"model": model_name, "reversible": reversible, "T": T, "B": B, "H": H,
             "activation_bytes": max(0, peak - before - x_bytes), "unit_bytes": T * B * H * 4}
+
+
+def has_reversible(model_name: str) -> bool:
+    """Whether the model has a reversible mode (``model.reversible``) to measure beside the stored one."""
+    from suite.core.registry import MODELS
+
+    return any(f.name == "reversible" for f in dataclasses.fields(MODELS.get(model_name).Config))
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> str:
              "| model | mode | T | activation MB | in units of T·B·H |", "|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name in args.models:
-        for rev in (False, True):
+        for rev in (False, True) if has_reversible(name) else (False,):
             for T in args.lengths:
                 cmd = [sys.executable, "-m", "tests.benchmarks.activation_memory", "--batch", str(args.batch),
                        "--hidden", str(args.hidden), "--child", f"{name}:{int(rev)}:{T}"]

@@ -15,7 +15,9 @@ FLOPs forward; its input map, 4H×1 at this shape, is negligible): a fused cell 
 costs only its products runs at that fraction of the LSTM step. Stacked cells count
 the input maps of their layers 2..L too (H×H each: batched over all steps, but FLOPs
 all the same): IndRNN's and UnICORNN's recurrences are element-wise, and their floors
-are their default depths' hidden input maps.
+are their default depths' hidden input maps. So are the linear recurrences' (LinOSS,
+LRU, S4D, minGRU): their floors count every projection of their default stacks, which
+run batched over all steps, and leave out the scan (or S4D's FFT convolution) itself.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ FLOORS: dict[str, float] = {
     "exprnn": 0.25,  # B h
     "indrnn": 1.25,  # element-wise recurrence; 6 layers: 5 input maps H×H (5H² against 4H²)
     "unicornn": 0.5,  # element-wise recurrence; 3 layers: 2 input maps H×H
+    # the linear recurrences (scanned, element-wise): every projection of their default stacks
+    "linoss": 2.0,  # 2 blocks: B, C complex P×H (4PH, P = 64 = H/2) and the GLU's 2H×H: 4H² each
+    "lru": 15.0,  # 6 blocks: B, C complex N×H (4NH, N = 256 = 2H) and the GLU's 2H×H: 10H² each
+    "s4d": 2.0,  # 4 layers: the output map H→2H (2H²) each; the convolution by FFT is no product
+    "mingru": 13.5,  # 3 layers, width e·H = 6H: [W_h; W_z] H→12H and W_out 6H→H: 18H² each
 }
 
 

@@ -6,8 +6,10 @@ nothing here asserts a figure.
 
 Speed: forward, and forward + backward, of h_t = a ⊙ h_{t−1} + b_t with a constant a
 (the LRU / S4D case) and an input-dependent a (the minGRU case), one torch thread, the
-two methods alternating within each repeat so that both see the same machine load; the
-median of the repeats and its ratio. Memory: the bytes autograd keeps for the backward
+methods alternating within each repeat so that all see the same machine load: the
+sequential reference, ``parallel`` (on the CPU the fused loop, ``CPU_SOLVER = "loop"``)
+and the log-depth halving the GPU runs (``CPU_SOLVER = "halving"``); the median of the
+repeats and each one's speed-up over the reference. Memory: the bytes autograd keeps for the backward
 pass (saved-tensor hooks, each storage counted once), in units of one T·B·H float32
 tensor: a constant ratio over T is O(T·B·H), a growing one a T·log T term.
 """
@@ -20,6 +22,7 @@ import time
 
 import torch
 
+from suite.kernels import scan
 from suite.kernels.scan import linear_scan
 
 
@@ -37,17 +40,20 @@ def speed(B: int, T: int, H: int, repeats: int) -> None:
     print(f"B={B} T={T} H={H}, {torch.get_num_threads()} thread(s), median of {repeats}")
     for label, a in cases.items():
         for phase in ("forward", "forward+backward"):
-            times = {"sequential": [], "parallel": []}
+            times = {"sequential": [], "parallel": [], "halving": []}
             for _ in range(repeats + 1):  # the first round warms up and is dropped
-                for method in times:
+                for label_m in times:
+                    method = "sequential" if label_m == "sequential" else "parallel"
+                    scan.CPU_SOLVER = "halving" if label_m == "halving" else "loop"
                     if phase == "forward":
                         with torch.no_grad():
-                            times[method].append(_timed(lambda m=method, a=a: linear_scan(a, b, method=m)))
+                            times[label_m].append(_timed(lambda m=method, a=a: linear_scan(a, b, method=m)))
                     else:
-                        times[method].append(_timed(lambda m=method, a=a: linear_scan(a, b, method=m).sum().backward()))
-            seq, par = (statistics.median(times[m][1:]) for m in ("sequential", "parallel"))
-            print(f"  {label:18s} {phase:17s} sequential {seq * 1e3:7.1f} ms  parallel {par * 1e3:7.1f} ms"
-                  f"  sequential/parallel {seq / par:5.2f}")
+                        times[label_m].append(_timed(lambda m=method, a=a: linear_scan(a, b, method=m).sum().backward()))
+            scan.CPU_SOLVER = "loop"
+            seq, par, halv = (statistics.median(times[m][1:]) for m in times)
+            print(f"  {label:18s} {phase:17s} sequential {seq * 1e3:7.1f} ms  parallel {par * 1e3:7.1f} ms "
+                  f"({seq / par:4.2f}×)  halving {halv * 1e3:7.1f} ms ({seq / halv:4.2f}×)")
 
 
 def saved_bytes(fn) -> int:
