@@ -68,14 +68,14 @@ def cmd_run(args) -> int:
 
     cfg = make_config(args.task, args.model, args.seed, args.sets, args.device, recipe=args.recipe,
                       tuned=args.tuned)
-    resolve(cfg)  # every check before any download or file
+    resolved = resolve(cfg)  # every check before any download or file; the run uses what it resolved
     if cfg.recipe is not None:
         from suite.core.recipes import overridden
 
         changed = overridden({"origins": cfg.origins})
         print(f"recipe {cfg.recipe}" + (f"; overridden: {', '.join(changed)}" if changed else ", as published"))
     _prepare_data(args, [cfg.task])
-    record = run(cfg, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir,
+    record = run(resolved, out=args.out, overwrite=args.overwrite, quiet=args.quiet, data_dir=args.data_dir,
                  checkpoint_every=args.checkpoint_every)
     m = record["metrics"]
     if record["status"] == "diverged":

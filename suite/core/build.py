@@ -75,12 +75,11 @@ def resolve(cfg: RunConfig) -> Resolved:
     model_cfg = build_config(model_cls.Config, cfg.model_params, prefix="model.")
     device = resolve_device(cfg.device)
     cuda_graph.requested()  # a malformed RNNSUITE_CUDA_GRAPHS fails here, before any file is written
+    task = task_cls(task_cfg)
     if cfg.epochs is not None:
-        probe = task_cls(task_cfg)
-        if probe.split_size("train") is None:
+        if task.split_size("train") is None:
             raise SuiteError(f"epochs is only for tasks with a finite training set; "
                              f"{cfg.task!r} draws fresh samples every step: use steps")
-    task = task_cls(task_cfg)
     check_sizes(cfg, task, device, count_parameters(cfg, task))  # batches against splits, memory against the device
     config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in PROVENANCE_FIELDS}
     config.update(

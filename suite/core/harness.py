@@ -52,7 +52,7 @@ from suite.core.registry import SuiteError
 from suite.core.spec import Task
 
 
-def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = False,
+def run(config: RunConfig | Resolved, *, out: str | Path | None = None, overwrite: bool = False,
         quiet: bool = False, data_dir: str | None = None, checkpoint_every: int = 500,
         on_eval: Callable[[int, float], None] | None = None, launcher: dict | None = None) -> dict:
     """Run one experiment and return its record; write it under ``out`` when given.
@@ -72,15 +72,18 @@ def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = F
     """
     if checkpoint_every < 0:
         raise SuiteError(f"--checkpoint-every {checkpoint_every} must be >= 0 (0: never checkpoint)")
-    resolved = resolve(config)
+    # resolved once (a caller that has checked the configuration passes what it resolved),
+    # the task built once; both serve every step below
+    resolved = config if isinstance(config, Resolved) else resolve(config)
+    cfg = resolved.config
+    task = build_task(cfg["task"], data_dir=data_dir, **cfg["task_params"])
     if out is None:
-        record, _ = _train(resolved, quiet=quiet, data_dir=data_dir, on_eval=on_eval)
+        record, _ = _train(resolved, task, quiet=quiet, on_eval=on_eval)
         return {**record, "outcome": "ran"}
-    target_dir = records.run_dir(out, config.task, config.model, config.seed, resolved.hash)
+    target_dir = records.run_dir(out, cfg["task"], cfg["model"], cfg["seed"], resolved.hash)
     if records.is_complete(target_dir) and not overwrite:
         return _finished(target_dir)
-    # missing data is an error before any file exists; a read-only disk costs no training
-    build_task(config.task, data_dir=data_dir, **resolved.config["task_params"]).batch("val", 0, 1, seed=0)
+    task.batch("val", 0, 1, seed=0)  # missing data is an error before any file exists
     records.check_writable(target_dir.parent)
     try:
         claim = claims.Claim.acquire(target_dir)
@@ -96,7 +99,7 @@ def run(config: RunConfig, *, out: str | Path | None = None, overwrite: bool = F
         if checkpoint_every > 0:
             checkpoint = Checkpoint(records.checkpoint_path(target_dir), checkpoint_every, fresh=overwrite,
                                     config_hash=resolved.hash, claim=claim)
-        record, curves = _train(resolved, quiet=quiet, data_dir=data_dir, checkpoint=checkpoint, on_eval=on_eval)
+        record, curves = _train(resolved, task, quiet=quiet, checkpoint=checkpoint, on_eval=on_eval)
         if launcher is not None:
             record["launcher"] = launcher
         claim.check()
@@ -169,13 +172,12 @@ class _Setup:
         self.clock.add("probe_log", start)
 
 
-def _setup(resolved: Resolved, data_dir: str | None) -> _Setup:
+def _setup(resolved: Resolved, task: Task) -> _Setup:
     cfg, device = resolved.config, resolved.device
     dtype = getattr(torch, cfg["dtype"])
     training.seed_everything(cfg["seed"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    task = build_task(cfg["task"], data_dir=data_dir, **cfg["task_params"])
     model = build_model(cfg["model"], input_size=task.input_size, output_size=task.output_size,
                         hidden_size=cfg["hidden_size"], seq_len=task.seq_len,
                         **cfg["model_params"]).to(device=device, dtype=dtype)
@@ -292,14 +294,14 @@ def _validate(s: _Setup, p: Progress, step: int) -> float:
     return val[metric]
 
 
-def _train(resolved: Resolved, *, quiet: bool, data_dir: str | None, checkpoint: Checkpoint | None = None,
+def _train(resolved: Resolved, task: Task, *, quiet: bool, checkpoint: Checkpoint | None = None,
            on_eval: Callable[[int, float], None] | None = None) -> tuple[dict, str]:
     wall_start, cpu_start = time.perf_counter(), time.process_time()
-    s = _setup(resolved, data_dir)
+    s = _setup(resolved, task)
     cfg = s.cfg
     p = _resume(s, checkpoint, quiet)
     if p is None:  # a checkpoint that did not fit may have changed the model: start over, from the seed
-        s = _setup(resolved, data_dir)
+        s = _setup(resolved, task)
         p = _resume(s, None, quiet)
     bar = tqdm(total=s.total_steps, initial=p.step, disable=not bars_shown(quiet), leave=False, file=sys.stderr,
                desc=f"{cfg['task']}/{cfg['model']} s{cfg['seed']}")
