@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from suite.core import cuda_graph
+from suite.core import cuda_graph, probes
 from suite.core.config import PROVENANCE_FIELDS, RunConfig, build_config, config_hash, require
 from suite.core.registry import MODELS, TASKS, SuiteError
 from suite.core.sizes import check_sizes
@@ -177,8 +177,6 @@ def _meta_model(cfg, task):
 def _saved_in_forward(model, task, owned: set[int], batch: int, steps: int, dtype) -> int:
     """Bytes of the distinct tensors autograd saves in one forward and readout (parameters
     and their views left out), plus the output."""
-    from suite.core import probes
-
     seen: dict[int, int] = {}
     kept = []  # alive until counted, so that no id is reused
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from suite.core.claims import CellBusy
 from suite.core.config import RunConfig
+from suite.core.harness import run
+from suite.core.progress import CellProgress
+from suite.core.records import DiskError
 from suite.core.registry import SuiteError
 
 
@@ -16,10 +20,6 @@ def run_cells(configs: list[RunConfig], out: str | Path, *, label: str, **run_kw
     bar on a terminal, unless ``quiet``) and the counts at the end; returns the counts."""
     import time
 
-    from suite.core.claims import CellBusy
-    from suite.core.harness import run
-    from suite.core.progress import CellProgress
-    from suite.core.records import DiskError
 
     # "diverged": of the cells done here, those whose record says so (records.STATES)
     counts = {"done here": 0, "skipped as complete": 0, "left to other workers": 0, "failed": 0, "diverged": 0}

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from suite.core.build import resolve
 from suite.core.config import RunConfig, run_config
 from suite.core.registry import SuiteError
+from suite.core.tuned import describe_differences, load_tuned, tuned_differences
 
 
 def make_config(task: str | None, model: str | None, seed: int, sets: list[str], device: str | None, *,
@@ -19,8 +21,6 @@ def make_config(task: str | None, model: str | None, seed: int, sets: list[str],
     sets)``: a sweep file's or a paper profile's values), then ``--set``. A tuned file
     applies only to the task and model it was tuned for (a recipe's, when a recipe is
     given) and under the settings it was tuned under; any other is refused."""
-    from suite.core.tuned import load_tuned
-
     if recipe is not None:
         from suite.core.recipes import get_recipe
 
@@ -50,9 +50,6 @@ def make_config(task: str | None, model: str | None, seed: int, sets: list[str],
 
 
 def _check_tuned_applies(data: dict, cfg: RunConfig) -> None:
-    from suite.core.build import resolve
-    from suite.core.tuned import describe_differences, tuned_differences
-
     diff = tuned_differences(data, resolve(cfg).config)
     if diff:
         raise SuiteError(f"--tuned {data['path']} does not apply to this run: {describe_differences(diff)} "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.core import paths
+from suite.core.build import resolve
 from suite.core.config import run_config, shown, unknown_key_message
 from suite.core.registry import SuiteError
 
@@ -176,8 +177,6 @@ def recipe_config(name: str, sets: list[str] = (), *, task: str | None = None, m
 
 def check_all() -> list[str]:
     """Resolve every recipe (types, impossible values, unknown keys): the names checked."""
-    from suite.core.build import resolve
-
     names = []
     for name in load_recipes():
         cfg = recipe_config(name)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite.analysis import plotting, stats
+from suite.analysis import plotting, report, stats
+from suite.analysis.report import warn
 from suite.core import records
 from suite.core.config import config_hash
 from suite.core.registry import SuiteError
@@ -46,8 +47,6 @@ def fmt_value(v) -> str:
 def load_rows(root: str | Path) -> pd.DataFrame:
     """One row per finished evaluation run, with the study that it belongs to; a study
     file or record that cannot be used is skipped with a warning naming it."""
-    from suite.analysis.report import warn
-
     rows, skipped = [], []
     for study_file in sorted(Path(root).glob("*/study.json")):
         try:
@@ -169,8 +168,6 @@ def figures(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 def write_report(runs: str | Path, fmt: str, out: str | Path | None) -> int:
     """``rnnsuite report --tuning``: print the table, write it and the figure under ``out``
     (default: the tuning root itself)."""
-    from suite.analysis import report
-
     out = Path(out or runs)
     records.check_writable(out, create=False)  # before the table is printed: one line, not a half-done report
     summary = summarize(load_rows(runs))

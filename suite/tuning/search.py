@@ -29,7 +29,10 @@ from optuna.trial import TrialState
 
 from suite.analysis import plotting
 from suite.core import threads
+from suite.core.build import resolve
 from suite.core.config import run_config, set_value
+from suite.core.harness import run
+from suite.core.records import environment
 from suite.core.registry import SuiteError
 from suite.tuning.storage import AskLock, ask_lock_path, first_line, open_storage, redact
 from suite.tuning.study import TuneSpec, study_definition
@@ -151,10 +154,6 @@ def optimize_until(study, spec: TuneSpec, definition: dict, *, label: str = "") 
 
 
 def make_objective(spec: TuneSpec, definition: dict, lock: AskLock):
-    from suite.core.build import resolve
-    from suite.core.harness import run
-    from suite.core.records import environment
-
     space = {k: tuple(v) for k, v in definition["search_space"].items()}
 
     def objective(trial: optuna.Trial) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from suite.core import paths
+from suite.core.build import resolve
 from suite.core.config import normal, run_config, set_value
 from suite.core.registry import MODELS, TASKS, SuiteError
 from suite.tuning.storage import default_storage
@@ -55,8 +56,6 @@ def search_space(model: str, fixed: list[str], extra: list[str] = ()) -> dict[st
 def check_space(space: dict[str, tuple], task: str, model: str, fixed: list[str], device: str | None) -> None:
     """Every key a valid ``--set`` key, every bound a value the run accepts: checked before
     the study starts, so a bad space costs no trial."""
-    from suite.core.build import resolve
-
     if not space:
         raise SuiteError(f"nothing to tune: {model}'s search space is empty once the --set keys are fixed")
     for key, spec in space.items():
@@ -115,8 +114,6 @@ class TuneSpec:
 
 def study_definition(spec: TuneSpec) -> dict:
     """What makes two runs of ``tune`` the same study; checked on every resume."""
-    from suite.core.build import resolve
-
     space = search_space(spec.model, spec.sets, spec.space)
     check_space(space, spec.task, spec.model, spec.sets, spec.device)
     resolved = resolve(run_config(spec.task, spec.model, spec.sets, spec.device)).config
