@@ -66,7 +66,7 @@ def test_paper_table_is_current(name, tmp_path):
     where = paper.table_dir(paths.TABLES, name, "quick")
     found = [(paper.record_cell(name, "quick", rec), rec) for _, rec in records.iter_records(where / "records")]
     assert found, f"no records under {where / 'records'}"
-    today = paper.today_cells(name, "quick")
+    today = paper.today_cells(name, "quick", only={cell for cell, _ in found})  # resolving costs: only these
     fail_if_stale(where, evidence.stale(found, today))
     paper.write_table(name, "quick", where / "records", tmp_path, hashes={h for _, h in today.values()},
                       figures=False)
@@ -146,3 +146,15 @@ def test_a_bumped_version_names_the_stale_cell():
         "adding T=50 cornn seed 0: model_version: 1 -> 2"]
     assert evidence.stale([("adding T=50 gone seed 0", rec)], today) == [
         "adding T=50 gone seed 0: no such cell in today's definition of the table"]
+
+
+def test_a_paper_table_and_its_records_go_to_one_folder_by_default():
+    import argparse
+
+    from suite.cli import paper as paper_cli
+
+    parser = argparse.ArgumentParser()
+    paper_cli.add_command(parser.add_subparsers())
+    args = parser.parse_args(["paper", "smnist"])
+    assert (args.profile, args.runs) == ("quick", None)  # no --runs: the records go beside the table
+    assert paper.records_dir(Path(args.out), "smnist", "quick") == Path("results/tables/smnist-quick/records")

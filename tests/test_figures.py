@@ -161,3 +161,11 @@ def test_a_saved_figure_keeps_its_outside_legend(plt, tmp_path):
     from matplotlib.image import imread
 
     assert imread(path).shape[1] > width  # the legend beside the axes widened the saved image
+
+
+def test_no_model_line_takes_the_baselines_colour(plt):
+    models = [f"m{i}" for i in range(12)]
+    styles = plotting.model_style(models)
+    reserved = {to_rgba(plotting.BASELINE), to_rgba(plotting.NOT_LEARNED)}
+    assert not {to_rgba(s["color"]) for s in styles.values()} & reserved
+    assert len({(s["color"], s["linestyle"]) for s in styles.values()}) == len(models)

@@ -46,6 +46,24 @@ def test_bands_are_contiguous_stable_runs():
     assert gs._bands([(0.1, "vanishing")]) == "none"
 
 
+def test_model_params_are_held_fixed_in_every_setting():
+    from suite.cli.gradients import model_params, study_from_args
+    from suite.cli.main import build_parser
+
+    assert model_params(["linoss.discretization=IMEX", "linoss.layers=1"]) == \
+        {"linoss": {"discretization": "IMEX", "layers": "1"}}
+    for bad in ("linoss=IMEX", "discretization=IMEX", "linoss.layers"):
+        with pytest.raises(SuiteError, match="MODEL.KEY=VALUE"):
+            model_params([bad])
+    with pytest.raises(SuiteError, match="unknown model"):
+        model_params(["linos.layers=1"])
+    argv = ["gradients", "--models", "linoss,hrnn", "--model-param", "linoss.discretization=IMEX"]
+    study = study_from_args(build_parser().parse_args(argv))
+    assert gs.setting_config(study, "adding", 12, "linoss", "dt", 0.1).model_params == \
+        {"discretization": "IMEX", "dt": 0.1}
+    assert gs.setting_config(study, "adding", 12, "hrnn", "dt", 0.1).model_params == {"dt": 0.1}
+
+
 TINY = ["gradients", "--tasks", "adding:12", "--models", "hrnn,lstm", "--dts", "0.01,3", "--train-steps", "2",
         "--hidden-size", "4", "--batch-size", "4", "--probe-batch", "4", "--device", "cpu"]
 

@@ -92,6 +92,15 @@ def test_linoss_step_sizes_and_oscillators_start_as_the_authors():
         assert block.B.abs().max() <= 16**-0.5 and block.C.abs().max() <= 64**-0.5
 
 
+def test_linoss_dt_starts_every_mode_at_one_step_and_draws_the_rest_the_same():
+    fixed, drawn = _model("linoss", dt=0.1), _model("linoss")
+    for a, b in zip(fixed.blocks, drawn.blocks):
+        torch.testing.assert_close(torch.sigmoid(a.steps), torch.full_like(a.steps, 0.1))
+        assert torch.equal(a.A_diag, b.A_diag) and torch.equal(a.B, b.B)
+    with pytest.raises(suite.core.registry.SuiteError, match="model.dt"):
+        _model("linoss", dt=1.0)
+
+
 def test_lru_eigenvalues_start_on_the_ring_and_gamma_normalizes():
     model = suite.build_model("lru", input_size=1, output_size=10, hidden_size=16, seq_len=784,
                               r_min=0.9, r_max=0.99, max_phase=0.5)

@@ -389,8 +389,11 @@ def test_a_huge_batch_is_refused_before_anything_is_written(tmp_path, capsys, mo
 
 def test_a_sweep_too_large_is_refused_before_it_resolves_a_cell(tmp_path, capsys, monkeypatch):
     import suite.cli.main as cli
+    import suite.core.configure
 
-    monkeypatch.setattr(cli, "make_config", lambda *a, **k: pytest.fail("resolved a cell of a sweep too large"))
+    # the command imports make_config when it runs: patched where it is defined
+    monkeypatch.setattr(suite.core.configure, "make_config",
+                        lambda *a, **k: pytest.fail("resolved a cell of a sweep too large"))
     seeds = ",".join(map(str, range(cli.MAX_CELLS // 2 + 1)))
     one_line_error(capsys, ["sweep", "--tasks", "adding", "--models", "gru,lstm", "--seeds", seeds,
                             "--out", str(tmp_path)], f"more than the {cli.MAX_CELLS} one command resolves")

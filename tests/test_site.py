@@ -158,7 +158,7 @@ def built(tmp_path_factory):
 
     given = os.environ.get("RNNSUITE_SITE")
     if given:
-        return Path(given) / "index.html", None
+        return Path(given).resolve() / "index.html", None  # resolved: a file:// address needs it
     return small_site(tmp_path_factory.mktemp("browser-site"))
 
 
@@ -211,7 +211,8 @@ def test_screenshots_for_the_notes(browser, built):
         pytest.skip("RNNSUITE_SCREENSHOTS is not set (nox -s site sets it)")
     index, _ = built
     tables = sorted((index.parent / "tables").glob("*.html"))
-    table = max(tables, key=lambda p: p.read_text().count('href="../runs/'))  # the table with most runs linked
+    # the table whose own rows link most runs (the list of runs under it not counted)
+    table = max(tables, key=lambda p: p.read_text().split('id="runs"')[0].count('href="../runs/'))
     run_page = next(iter(sorted((index.parent / "runs").glob("*.html"))))
     browser.set_window_size(1400, 1000)
     for page, name in ((table, "site-table.png"), (run_page, "site-run.png")):

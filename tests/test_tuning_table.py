@@ -166,9 +166,12 @@ def test_every_cell_resolves_and_its_target_beats_the_trivial_score(name):
     for spec in tuning_table.studies(name):
         study_definition(spec)
     configs = [cfg for arm in tuning_table.plain_arms(name) for cfg in arm.configs]
-    assert {resolve(cfg).config["task_params"]["T"] for cfg in configs} == {int(name.split("-T")[1])}
     task_cls = TASKS.get(cell.task)
-    trivial = task_cls(task_cls.Config(**resolve(configs[0]).config["task_params"])).describe()["trivial_baseline"]
+    params = [resolve(cfg).config["task_params"] for cfg in configs]
+    tasks = [task_cls(task_cls.Config(**p)) for p in params]
+    # the cell's name gives task.T, or for a task without one (psmnist) the sequence length
+    assert {p.get("T", task.seq_len) for p, task in zip(params, tasks)} == {int(name.split("-T")[1])}
+    trivial = tasks[0].describe()["trivial_baseline"]
     assert trivial["metric"] == task_cls.metric
     assert (cell.target > trivial["value"]) if task_cls.higher_is_better else (cell.target < trivial["value"])
     assert cell.budget_note

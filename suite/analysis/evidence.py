@@ -18,39 +18,42 @@ import json
 from collections.abc import Iterable
 
 
-def header_line(recs: Iterable[dict], *, extra_seconds: float = 0.0, extra: str = "") -> str:
-    """``Built from N records finished A–B UTC by the code at commit C; measured cost S CPU-seconds ...``.
+def header_line(recs: Iterable[dict], *, extra: str = "") -> str:
+    """``Built from N records finished A – B UTC by the code at commit C; measured cost S CPU-seconds ...``.
 
-    ``extra_seconds`` (with ``extra`` saying what they are) adds compute that no record
-    holds, such as the Optuna trials of a tuning study."""
+    ``extra`` names compute that no record holds (the Optuna trials of a tuning study),
+    said beside the records' CPU time, not added to it: it is measured by another clock."""
     recs = list(recs)
     finished = sorted(r["timing"].get("finished") or "" for r in recs)
     finished = [f for f in finished if f]
     span = sorted({_utc(finished[0]), _utc(finished[-1])}) if finished else []
     when = f"finished {' – '.join(span)} UTC" if span else "finished at times not recorded"
-    commits = sorted({_commit(r) for r in recs})
-    code = f"commit {commits[0]}" if len(commits) == 1 else f"commits {', '.join(commits)}"
+    code = _code(recs)
     cpu = [r["timing"].get("cpu_seconds") for r in recs]
-    measured = sum(c for c in cpu if c is not None) + extra_seconds
+    measured = sum(c for c in cpu if c is not None)
     missing = sum(c is None for c in cpu)
     scale = f"{measured / 3600:.2f} CPU-hours" if measured >= 3600 else f"{measured / 60:.1f} CPU-minutes"
-    cost = (f"measured cost {measured:.0f} CPU-seconds ({scale}): the records' "
-            f"`timing.cpu_seconds` summed" + (f", plus {extra}" if extra else ""))
+    cost = f"measured cost {measured:.0f} CPU-seconds ({scale}), the records' `timing.cpu_seconds` summed"
     if missing:
-        cost += f"; {missing} record(s) without a CPU time are not counted"
-    return f"Built from {len(recs)} records {when} by the code at {code}; {cost}."
+        cost += f" ({missing} record(s) without a CPU time not counted)"
+    extra = f"; {extra}" if extra else ""
+    return f"Built from {len(recs)} records {when} by the code at {code}; {cost}{extra}."
 
 
 def _utc(stamp: str) -> str:
     return stamp.replace("T", " ")[:16]  # 2026-12-04T23:50:12+00:00 -> 2026-12-04 23:50
 
 
-def _commit(rec: dict) -> str:
-    git = rec.get("environment", {}).get("git", {}) or {}
-    commit = git.get("commit")
-    if not commit:
-        return "unknown"
-    return commit[:10] + (" (with uncommitted changes)" if git.get("dirty") else "")
+def _code(recs: list[dict]) -> str:
+    """``commit abc (with uncommitted changes)``, or the commits in the order their records finished."""
+    gits = [(r["timing"].get("finished") or "", r.get("environment", {}).get("git") or {}) for r in recs]
+    commits = list(dict.fromkeys((g.get("commit") or "unknown")[:10] for _, g in sorted(gits, key=lambda x: x[0])))
+    dirty = sum(bool(g.get("dirty")) for _, g in gits)
+    text = f"commit {commits[0]}" if len(commits) == 1 else f"commits {', '.join(commits)}"
+    if dirty:
+        text += (" (with uncommitted changes)" if dirty == len(recs)
+                 else f" (with uncommitted changes in {dirty} of {len(recs)} records)")
+    return text
 
 
 def config_difference(recorded: dict, today: dict) -> str:

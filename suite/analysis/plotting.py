@@ -36,8 +36,9 @@ NOT_LEARNED = "0.6"  # grey: a model that did not
 AT_INIT = "tab:orange"  # a gradient ratio at initialization
 AFTER_TRAINING = "tab:purple"  # ... and after training
 BASELINE = "tab:red"  # the task's trivial baseline, always dashed
-PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
-           "tab:cyan", "0.35")
+# a model's colours: neither the baseline's red nor the grey of "did not learn"
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+           "black", "goldenrod")
 DASHES = ("-", "--", "-.", ":")
 
 

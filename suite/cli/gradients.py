@@ -56,7 +56,8 @@ def study_from_args(args: argparse.Namespace) -> Study:
 
 
 def model_params(items: list[str]) -> dict[str, dict]:
-    """``["linoss.discretization=IMEX"]`` -> {"linoss": {"discretization": "IMEX"}} (values parsed by the model's Config)."""
+    """``["linoss.discretization=IMEX"]`` -> {"linoss": {"discretization": "IMEX"}}; the values
+    stay strings, parsed by the model's Config when the run is built."""
     from suite.core.registry import MODELS, SuiteError
 
     out: dict[str, dict] = {}

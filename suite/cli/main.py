@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
+import os
 import sys
 import tomllib
 from pathlib import Path
 
 from suite.core import paths
-from suite.core.cells import run_cells
 from suite.core.config import RunConfig, shown
-from suite.core.configure import make_config
 from suite.core.registry import SuiteError
 
 PRESETS = paths.PRESETS
@@ -48,7 +47,7 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
                    help="apply a tuned file written by `rnnsuite tune` (over a recipe, under --set)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default 1, measured fastest on 2 cores; or $RNNSUITE_THREADS)")
+                   help="torch CPU threads (default 1, or $RNNSUITE_THREADS; see the README's Threads)")
 
 
 
@@ -64,6 +63,7 @@ def _prepare_data(args, tasks: list[str]) -> None:
 
 def cmd_run(args) -> int:
     from suite.core.build import resolve
+    from suite.core.configure import make_config
     from suite.core.harness import run
 
     cfg = make_config(args.task, args.model, args.seed, args.sets, args.device, recipe=args.recipe,
@@ -88,6 +88,8 @@ def cmd_run(args) -> int:
 
 
 def load_sweep(args) -> list[RunConfig]:
+    from suite.core.configure import make_config  # imports the model builder (torch): not at start-up
+
     spec: dict = {}
     if args.config:
         path = Path(args.config)
@@ -232,6 +234,8 @@ def cmd_sweep(args) -> int:
     progress.close()
     check_writable(args.out)
     _prepare_data(args, [c.task for c in configs])
+    from suite.core.cells import run_cells  # the harness, and torch with it, only for a sweep that runs
+
     counts = run_cells(configs, args.out, label="sweep", overwrite=args.overwrite, quiet=args.quiet,
                        data_dir=args.data_dir, checkpoint_every=args.checkpoint_every)
     return 1 if counts["failed"] else 0
@@ -365,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnsuite: interrupted; finished records are kept, the unfinished run left none", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rnnsuite recipes | head`: the reader left; no traceback
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes stdout at exit)
+        return 0
 
 
 if __name__ == "__main__":

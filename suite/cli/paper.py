@@ -22,13 +22,13 @@ TUNED_MODELS = ("lstm", "gru", "antisymmetric", "hrnn")
 DELEGATED: dict[str, dict] = {
     "gradients": {
         "title": "Gradient control: hidden-state gradient ratio against the step size (rnnsuite gradients)",
-        "cost": "quick: about 5 min on 2 CPU cores; full: about 10 CPU-hours (estimated), mostly T = 10^4",
+        "cost": "quick: 147 CPU-seconds (measured 2026-12-05); full: about 10 CPU-hours (estimated), mostly T = 10^4",
         "quick": [["gradients", "--profile", "quick", "--out", "{out}"]],
         "full": [["gradients", "--profile", "full", "--out", "{out}"]],
     },
     "tuning": {
         "title": "Heuristic against Optuna-tuned baselines, with tuning cost (rnnsuite tune, report --tuning)",
-        "cost": "quick: 4 trials x 4 models on adding T = 20 (150 steps each), about 30 s on 2 CPU cores; "
+        "cost": "quick: 4 trials x 4 models on adding T = 20 (150 steps each), 28 CPU-seconds (measured 2026-12-05); "
                 "medium (suite/studies/tuning_table.py): CPU-hours per cell, measured in its table's header; "
                 "full: 50 trials per model at the smnist table's budget, days of GPU time",
         "quick": [["-m", "suite.studies.tuning_quick", "--out", "{out}"]],
@@ -38,7 +38,7 @@ DELEGATED: dict[str, dict] = {
     },
     "hdnn": {
         "title": "Paper (b): H-DNN 2D classification, 64 layers (python -m suite.studies.deep_hdnn)",
-        "cost": "quick: 5 epochs, about 40 s on 2 CPU cores; full: 50 epochs, about 6 min on 2 CPU cores",
+        "cost": "quick: 5 epochs, about 25 CPU-seconds; full: 50 epochs, 230 CPU-seconds (measured 2026-12-05)",
         "quick": [["-m", "suite.studies.deep_hdnn", "--out", "{out}", "--epochs", "5"]],
         "full": [["-m", "suite.studies.deep_hdnn", "--out", "{out}"]],
     },
@@ -63,8 +63,8 @@ def run_delegated(name: str, profile: str, out: Path, data_dir: str | None) -> N
 
 
 def cmd_paper(args) -> int:
-    from suite.cli.main import run_cells
     from suite.core.build import resolve
+    from suite.core.cells import run_cells
     from suite.core.records import check_writable
     from suite.studies import paper
     from suite.studies.paper import TABLES, cell_configs, write_table
@@ -160,7 +160,7 @@ def add_command(sub) -> None:
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $RNNSUITE_DATA)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default 1, measured fastest on 2 cores; or $RNNSUITE_THREADS)")
+                   help="torch CPU threads (default 1, or $RNNSUITE_THREADS; see the README's Threads)")
     from suite.cli.launch import add_arguments
 
     add_arguments(p)  # --launcher slurm|local and its options (smnist, adding, copy)

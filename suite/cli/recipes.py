@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import textwrap
 
-from suite.core import recipes
-from suite.core.recipes import get_recipe, load_recipes, recipe_config
-
 WIDTH = 100
 COLUMNS = ("recipe", "model", "published", "metric", "checked")  # the task is in the recipe's name
 
@@ -33,6 +30,8 @@ def table(all_recipes) -> list[str]:
 
 
 def cmd_recipes(args) -> int:
+    from suite.core.recipes import get_recipe, load_recipes, recipe_config
+
     if args.name is None:
         print("\n".join(table(list(load_recipes().values()))))
         print("(checked: the number was compared with its source; `rnnsuite recipes NAME` resolves one recipe)")
@@ -63,6 +62,8 @@ def cmd_recipes(args) -> int:
 
 
 def add_command(sub) -> None:
+    from suite.core import recipes  # its description: built only for `recipes`
+
     p = sub.add_parser("recipes", help="published numbers with the recipes that produced them",
                        description=recipes.__doc__.split("\n\n")[0])
     p.add_argument("name", nargs="?", help="a recipe to print resolved (default: list them all)")

@@ -5,9 +5,9 @@
 ``DEFAULT``. Every record keeps the count it ran with (``environment.torch_threads``),
 outside the hashed configuration: the thread count changes the time, not the experiment.
 
-Why one thread by default: measured on the 2-core machine (README, "Threads"), a
-training step of the suite's cells was no faster on two threads, and with anything else
-running the two threads waited on each other.
+Why one thread by default: measured on the shared 2-core machine (README, "Threads"), a
+training step on two threads was 5–31 times slower than on one while other work ran
+(the two threads wait on each other), and at most 1.6 times faster when it was idle.
 """
 
 from __future__ import annotations

@@ -339,7 +339,7 @@ def tables(recs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def write(recs: list[dict], out: Path, *, draw: bool = True) -> None:
     """Every output from the records alone (tests/test_evidence.py rebuilds it so)."""
     table, sens = tables(recs)
-    header = evidence.header_line(recs) + "\n\n"
+    header = "# Paper (b): 64-layer H-DNNs classifying 2-D point sets\n\n" + evidence.header_line(recs) + "\n\n"
     hdnn_report.write_table(table, out, order=[LABELS[n] for n in NETWORKS], layers=LAYERS, header=header)
     records.write_text_atomic(out / "sensitivity.csv", sens.to_csv(index=False))
     if draw:

@@ -284,8 +284,9 @@ def write(study: Study, rows: list[dict], profiles: list[dict], heuristics: dict
                 f"batch {study.batch_size}), probe batch {study.probe_batch}, seed {study.seed}")
     probes = sum(info["seconds"] for info in heuristics.values())
     used = {r["record"] for r in rows}  # a grid Δt equal to Δt* is one record, counted once
-    line = evidence.header_line((records.load_record(Path(p)) for p in sorted(used)), extra_seconds=probes,
-                                extra=f"{probes:.0f} s of the heuristic's probes (heuristic.json)")
+    line = evidence.header_line((records.load_record(Path(p)) for p in sorted(used)),
+                                extra=f"besides, {probes:.0f} s (wall clock) of the heuristic's probes "
+                                      "(heuristic.json)")
     written = write_outputs(settings, out, table, bands, profiles, heuristics, line)
     if draw:
         written += figures(table, profiles, out / "figures")

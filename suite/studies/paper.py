@@ -63,8 +63,9 @@ TABLES: dict[str, Table] = {
                   "probes": 1},
             seeds=(0, 1)),
         full=RecipeProfile(tasks=("smnist", "psmnist")),
-        cost="quick: about 6 min on 2 CPU cores (T = 49, 300 steps, 17 models). full: every sMNIST and "
-             "psMNIST recipe (results/reference/recipes) at its published budget (70-2600 epochs) × 3 seeds; "
+        cost="quick: 4 CPU-minutes (measured 2026-12-05: 247 CPU-seconds, T = 49, 300 steps, 17 models). "
+             "full: every sMNIST and psMNIST recipe (results/reference/recipes) at its published budget "
+             "(70-2600 epochs) × 3 seeds; "
              "GPU-days in all; not feasible on CPU.",
     ),
     "adding": Table(
@@ -75,8 +76,9 @@ TABLES: dict[str, Table] = {
                   "probes": 1},
             seeds=(0, 1)),
         full=RecipeProfile(tasks=("adding",)),
-        cost="quick: about 10 min on 2 CPU cores (17 models). full: every adding recipe at its published "
-             "budget (30k steps at T = 2000-10000 for LEM) × 3 seeds; hours per recipe on one GPU.",
+        cost="quick: 8 CPU-minutes (measured 2026-12-05: 485 CPU-seconds, 17 models). "
+             "full: every adding recipe at its published budget (30k steps at T = 2000-10000 for LEM) × 3 seeds; "
+             "hours per recipe on one GPU.",
     ),
     "copy": Table(
         title="Copy task: test cross-entropy against the memoryless baseline",
@@ -89,8 +91,8 @@ TABLES: dict[str, Table] = {
             cells=tuple(("copy", {"T": T}) for T in (100, 500, 1000)),
             sets={"hidden_size": 128, "batch_size": 128, "steps": 10000, "eval_every": 250, "probes": 3},
             seeds=(0, 1, 2)),
-        cost="quick: about 5 min on 2 CPU cores (17 models). full: 10k steps at T up to 1000, 3 seeds; "
-             "about an hour per model on one GPU.",
+        cost="quick: 5 CPU-minutes (measured 2026-12-05: 282 CPU-seconds, 17 models). "
+             "full: 10k steps at T up to 1000, 3 seeds; about an hour per model on one GPU.",
         compare_published=False,
     ),
 }
@@ -187,16 +189,18 @@ def cell_name(task: str, params: dict, model: str, seed: int) -> str:
     return " ".join([task, *(f"{k}={v}" for k, v in sorted(params.items())), model, f"seed {seed}"])
 
 
-def today_cells(name: str, profile_name: str) -> dict[str, tuple[dict, str]]:
-    """Every cell of the table for every registered model, as today's code resolves it:
-    cell name -> (configuration, hash)."""
+def today_cells(name: str, profile_name: str, only: set[str] | None = None) -> dict[str, tuple[dict, str]]:
+    """Every cell of the table for every registered model (or the cells named in ``only``),
+    as today's code resolves it: cell name -> (configuration, hash)."""
     from suite.core.build import resolve
 
     table = TABLES[name]
     out = {}
     for cfg in cell_configs(table, getattr(table, profile_name), [], None):
-        resolved = resolve(cfg)
-        out[cell_name(cfg.task, cfg.task_params, cfg.model, cfg.seed)] = (resolved.config, resolved.hash)
+        cell = cell_name(cfg.task, cfg.task_params, cfg.model, cfg.seed)
+        if only is None or cell in only:
+            resolved = resolve(cfg)
+            out[cell] = (resolved.config, resolved.hash)
     return out
 
 

@@ -58,9 +58,8 @@ def write_table(out: Path = OUT, *, figures: bool = True) -> Path:
     recs = [rec for _, rec in records.iter_records(root)]
     trials = sum(json.loads(f.read_text())["summary"]["trial_compute_seconds"] for f in root.glob("*/study.json"))
     header = (f"# {TITLE}\n\n"
-              + evidence.header_line(recs, extra_seconds=trials,
-                                     extra=f"{trials:.0f} s of Optuna trial compute (the studies' "
-                                           "`trial_compute_seconds`: trials write no records)")
+              + evidence.header_line(recs, extra=f"besides, {trials:.0f} s (wall clock) of Optuna trials, "
+                                                  "which write no records (the studies' `trial_compute_seconds`)")
               + "\n\nQuick profile: adding T = 20, 150 steps, 4 trials per study; not comparable with the "
                 "papers, and too short to test the claim (see the medium profile).\n\n")
     records.write_text_atomic(out / "table.md", header + report.render(table, "md") + "\n")

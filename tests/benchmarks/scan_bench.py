@@ -49,7 +49,8 @@ def speed(B: int, T: int, H: int, repeats: int) -> None:
                         with torch.no_grad():
                             times[label_m].append(_timed(lambda m=method, a=a: linear_scan(a, b, method=m)))
                     else:
-                        times[label_m].append(_timed(lambda m=method, a=a: linear_scan(a, b, method=m).sum().backward()))
+                        run = lambda m=method, a=a: linear_scan(a, b, method=m).sum().backward()  # noqa: E731
+                        times[label_m].append(_timed(run))
             scan.CPU_SOLVER = "loop"
             seq, par, halv = (statistics.median(times[m][1:]) for m in times)
             print(f"  {label:18s} {phase:17s} sequential {seq * 1e3:7.1f} ms  parallel {par * 1e3:7.1f} ms "

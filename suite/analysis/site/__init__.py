@@ -46,14 +46,16 @@ def run_row(run: Run) -> list:
 
 def _linked_rows(table: Table, runs: list[Run]) -> list[list]:
     """The table's rows, cells as in the file; where the table has task and model columns
-    and a run behind it matches, the model's cell links to that run's page."""
-    if "model" not in table.columns or not runs:
+    and a run behind it matches (and its variant, where the table has one), the model's
+    cell links to that run's page. Without a task column no row is linked: a model alone
+    would pick a run of another task."""
+    if not {"task", "model"} <= set(table.columns) or not runs:
         return table.rows
     at = {c: table.columns.index(c) for c in ("task", "model", "variant") if c in table.columns}
     out = []
     for row in table.rows:
         match = next((r for r in runs if r.record["model"] == row[at["model"]]
-                      and ("task" not in at or r.record["task"] == row[at["task"]])
+                      and r.record["task"] == row[at["task"]]
                       and ("variant" not in at or r.record["task_info"]["variant"] == row[at["variant"]])), None)
         out.append([(cell, f"runs/{match.slug}.html") if match and i == at["model"] else cell
                     for i, cell in enumerate(row)])
