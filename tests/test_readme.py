@@ -1,4 +1,4 @@
-"""The README's worked model example is the real plug-in's model file, and it runs as
+"""The worked model example of docs/extending.md is the real plug-in's model file, and it runs as
 printed: registered, built, trained (tests/test_plugin.py installs the whole package)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from suite.core.build import build_model
 from suite.core.registry import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+README = ROOT / "docs" / "extending.md"  # where the worked model example lives
 EXAMPLE = ROOT / "examples" / "plugin-model" / "rnnsuite_elman" / "elman.py"
 
 
@@ -27,7 +27,7 @@ def _example_source() -> str:
 
 def test_readme_example_is_an_excerpt_of_the_plugin_file():
     shown, real = _example_source().strip(), EXAMPLE.read_text()
-    assert shown in real, "the README's model example differs from examples/plugin-model/rnnsuite_elman/elman.py"
+    assert shown in real, "docs/extending.md's model example differs from examples/plugin-model/rnnsuite_elman/elman.py"
 
 
 def test_readme_model_example_registers_builds_and_trains(monkeypatch, tmp_path):

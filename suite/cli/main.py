@@ -47,7 +47,7 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
                    help="apply a tuned file written by `rnnsuite tune` (over a recipe, under --set)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default 1, or $RNNSUITE_THREADS; see the README's Threads)")
+                   help="torch CPU threads (default 1, or $RNNSUITE_THREADS; see docs/usage.md, Threads)")
 
 
 

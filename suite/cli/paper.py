@@ -160,7 +160,7 @@ def add_command(sub) -> None:
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $RNNSUITE_DATA)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default 1, or $RNNSUITE_THREADS; see the README's Threads)")
+                   help="torch CPU threads (default 1, or $RNNSUITE_THREADS; see docs/usage.md, Threads)")
     from suite.cli.launch import add_arguments
 
     add_arguments(p)  # --launcher slurm|local and its options (smnist, adding, copy)

@@ -50,7 +50,7 @@ def add_command(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bars")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch CPU threads of each worker (default 1, or $RNNSUITE_THREADS; "
-                        "see the README's Threads)")
+                        "see docs/usage.md, Threads)")
     p.set_defaults(func=cmd_tune)
 
 

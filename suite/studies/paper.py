@@ -12,7 +12,7 @@ Profiles:
 - ``quick``: CPU, minutes; reduced sequence lengths, widths and budgets. Its tables are
   labelled NOT COMPARABLE with the papers: they show the pipeline and gross failures.
 - ``full``: the papers' settings and budgets (sequence lengths, epochs); meant for a
-  GPU (hours). Costs are listed in ``TABLES`` and in the README.
+  GPU (hours). Costs are listed in ``TABLES`` and in docs/tables.md.
 
 Ours is the test metric as mean ± std over seeds, beside the published number of the
 same width from the recipes (``results/reference/recipes``, :mod:`suite.core.recipes`) and

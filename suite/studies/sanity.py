@@ -1,7 +1,7 @@
 """The sanity table: published recipes, trained for their first epochs, against the
 authors' own training logs.
 
-    rnnsuite paper sanity                         every anchor (hours of CPU; see README)
+    rnnsuite paper sanity                         every anchor (hours of CPU; see docs/tables.md)
     rnnsuite paper sanity --anchors lem-smnist    a subset
 
 Several authors committed the log of their best run beside their code: validation

@@ -1,6 +1,6 @@
 """The medium tuning table: does the heuristic step size beat Optuna-tuned baselines?
 
-    rnnsuite paper tuning --profile medium                      (every cell; CPU-hours, see README)
+    rnnsuite paper tuning --profile medium                      (every cell; CPU-hours, see docs/tables.md)
     rnnsuite paper tuning --profile medium --cells adding-T100  (a subset)
 
 The claim under test (Rusch, Pearson & Zygalakis 2019): with its step-size heuristic the
