@@ -69,6 +69,8 @@ from torch import Tensor, nn
 
 from suite.analysis import evidence, hdnn_report
 from suite.core import records
+from suite.core.config import config_hash
+from suite.core.registry import MODELS
 from suite.hamiltonian import update
 from suite.hamiltonian.hdnn import FORMS, Form, block_sizes
 from suite.hamiltonian.update import Shear
@@ -262,9 +264,6 @@ def cell_config(name: str, *, epochs: int = EPOCHS, datasets=DATASETS, seed: int
     """The configuration of one network's run (all datasets at once) and its hash: every
     setting of this study, its ``VERSION`` and the version of the suite's cell of the
     same form (``hdnn-<form>``), so that a changed form or study shows as a changed hash."""
-    from suite.core.config import config_hash
-    from suite.core.registry import MODELS
-
     cell = None if name == "resnet" else f"hdnn-{name}"
     config = {"study": "deep_hdnn", "study_version": VERSION, "network": name, "model": cell,
               "model_version": MODELS.get(cell).version if cell else None, "datasets": list(datasets),

@@ -31,6 +31,8 @@ import pandas as pd
 
 from suite.analysis import evidence, report, stats
 from suite.core import records
+from suite.core.build import list_models, resolve
+from suite.core.configure import make_config
 from suite.core.records import write_text_atomic
 from suite.studies.paper_recipes import RecipeProfile, recipe_cells, recipe_table, reference_for
 
@@ -99,9 +101,6 @@ TABLES: dict[str, Table] = {
 
 
 def cell_configs(table: Table, profile: Profile | RecipeProfile, extra_sets: list[str], models: list[str] | None):
-    from suite.core.build import list_models
-    from suite.core.configure import make_config
-
     if isinstance(profile, RecipeProfile):
         return recipe_cells(profile, extra_sets, models)
     names = models or list_models()
@@ -192,8 +191,6 @@ def cell_name(task: str, params: dict, model: str, seed: int) -> str:
 def today_cells(name: str, profile_name: str, only: set[str] | None = None) -> dict[str, tuple[dict, str]]:
     """Every cell of the table for every registered model (or the cells named in ``only``),
     as today's code resolves it: cell name -> (configuration, hash)."""
-    from suite.core.build import resolve
-
     table = TABLES[name]
     out = {}
     for cfg in cell_configs(table, getattr(table, profile_name), [], None):

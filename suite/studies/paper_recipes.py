@@ -18,6 +18,7 @@ import pandas as pd
 
 from suite.analysis import stats
 from suite.core import records
+from suite.core.recipes import get_recipe, load_recipes, overridden, recipe_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,14 +29,10 @@ class RecipeProfile:
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def names(self) -> list[str]:
-        from suite.core.recipes import load_recipes
-
         return [n for n, r in load_recipes().items() if r.task in self.tasks]
 
 
 def recipe_cells(profile: RecipeProfile, extra_sets: list[str], models: list[str] | None):
-    from suite.core.recipes import get_recipe, recipe_config
-
     names = [n for n in profile.names() if models is None or get_recipe(n).model in models]
     return [recipe_config(n, extra_sets, seed=seed) for n in names for seed in profile.seeds]
 
@@ -48,8 +45,6 @@ def _scaled(value: float | None, metric: str) -> float:
 
 def recipe_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per recipe with records among ``runs`` (already filtered to the table's cells)."""
-    from suite.core.recipes import get_recipe, overridden
-
     by_recipe: dict[str, list[dict]] = {}
     for path in runs.path:
         rec = records.load_record(Path(path))
@@ -84,8 +79,6 @@ def recipe_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def reference_for(task: str, model: str, hidden_size: int | None):
     """The published accuracy of (task, model) at this width, and the widths published."""
-    from suite.core.recipes import load_recipes
-
     candidates = [r for r in load_recipes().values()
                   if r.task == task and r.model == model and r.metric == "accuracy" and r.published is not None]
     exact = [r for r in candidates if r.hidden_size == hidden_size]

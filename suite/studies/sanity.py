@@ -35,8 +35,11 @@ from pathlib import Path
 import pandas as pd
 
 from suite.analysis import plotting
-from suite.core import paths
-from suite.core.records import write_text_atomic
+from suite.core import paths, records
+from suite.core.build import resolve
+from suite.core.cells import run_cells
+from suite.core.recipes import get_recipe, recipe_config
+from suite.core.records import check_writable, write_text_atomic
 from suite.core.registry import SuiteError
 
 ANCHORS_DIR = paths.ANCHORS
@@ -156,8 +159,6 @@ def validation_steps(name: str, anchor: Anchor) -> tuple[str, int, dict[float, i
 
 def budget_sets(name: str, anchor: Anchor) -> list[str]:
     """The recipe's budget cut to the anchor's first points, validated at exactly those."""
-    from suite.core.recipes import get_recipe
-
     kind, interval, steps = validation_steps(name, anchor)
     if kind == "epoch":
         return [f"epochs={max(steps.values())}.0", "eval_every_epochs=1.0"]
@@ -177,8 +178,6 @@ def budget_sets(name: str, anchor: Anchor) -> list[str]:
 
 
 def configs(names: list[str]):
-    from suite.core.recipes import recipe_config
-
     return [(name, recipe_config(name, budget_sets(name, ANCHORS[name]), seed=seed))
             for name in names for seed in ANCHORS[name].seeds]
 
@@ -209,9 +208,6 @@ def _tolerance(sigma: float | None, n: int, kind: str, sampling: float = 0.0) ->
 
 def build_rows(names: list[str], runs_root: Path) -> pd.DataFrame:
     """One row per (anchor, logged point): theirs, ours (each seed), the verdict."""
-    from suite.core import records
-    from suite.core.build import resolve
-
     by_hash = {rec["config_hash"]: (path, rec) for path, rec in records.iter_records(runs_root)}
     rows = []
     for name in names:
@@ -365,10 +361,6 @@ def run_table(anchors: str | None, *, runs: Path = RUNS, out: Path = OUT, data_d
               quiet: bool = False) -> int:
     """Run every cell of the chosen anchors that is not complete, then write the table
     (of every anchor: those not run show as such)."""
-    from suite.core.build import resolve
-    from suite.core.cells import run_cells
-    from suite.core.records import check_writable
-
     names = list(ANCHORS) if anchors is None else [a.strip() for a in anchors.split(",") if a.strip()]
     unknown = [n for n in names if n not in ANCHORS]
     if unknown:

@@ -22,9 +22,11 @@ from pathlib import Path
 
 from suite.analysis import evidence, report
 from suite.core import paths, records
+from suite.core.build import resolve
 from suite.core.config import normal
 from suite.tuning import report as tune_report
 from suite.tuning.study import TuneSpec, study_definition
+from suite.tuning.tune import evaluation_runs, tune
 
 OUT = paths.TABLES / "tuning-quick"
 TITLE = "Heuristic against Optuna-tuned baselines, with tuning cost (quick profile)"
@@ -42,8 +44,6 @@ def studies(out: Path = OUT, data_dir: str | None = None, quiet: bool = True) ->
 
 
 def run_table(out: Path = OUT, data_dir: str | None = None, quiet: bool = True) -> int:
-    from suite.tuning.tune import tune
-
     for spec in studies(out, data_dir, quiet):
         tune(spec)
     write_table(out)
@@ -73,9 +73,6 @@ def today_cells(out: Path = OUT) -> tuple[dict[str, tuple[dict, str]], list[str]
     """Today's resolved configuration of every evaluation run of every study (named
     ``<study> <arm> seed <s>``), and the studies whose committed definition is not today's
     (their search space, fixed settings or pruner changed) or that are missing."""
-    from suite.core.build import resolve
-    from suite.tuning.tune import evaluation_runs
-
     cells, changed = {}, []
     for spec in studies(out):
         file = Path(spec.out) / spec.study_name / "study.json"

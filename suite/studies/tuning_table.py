@@ -35,8 +35,11 @@ import json
 from pathlib import Path
 
 from suite.core import paths
+from suite.core.cells import run_cells
 from suite.core.config import RunConfig, normal, run_config, set_value
-from suite.core.registry import SuiteError
+from suite.core.recipes import recipe_config
+from suite.core.registry import MODELS, SuiteError
+from suite.tuning.tune import TuneSpec, evaluate, report_seeds, study_definition, tune
 
 OUT = paths.TABLES / "tuning-medium"
 TUNED_MODELS = ("antisymmetric", "lstm", "gru")
@@ -104,7 +107,8 @@ CELLS: dict[str, Cell] = {
                     "CPU-hours at these speeds (1500 steps: 9.6). Pilot (seed 1 at the cell's settings, which are "
                     "records of the cell): the heuristic hrnn (Δt = 0.165) validates 62.7, 68.6, 74.0 and 75.0 % after "
                     "250, 500, 1000 and 1500 steps and tests 77.4 %, the GRU at its defaults 38.2 and 49.3 % after "
-                    "250 and 500 steps (19 points behind hrnn there). LEM and coRNN run their psMNIST recipes (lr, dt, clipping, coRNN's gamma and eps, "
+                    "250 and 500 steps (19 points behind hrnn there). LEM and coRNN run their psMNIST recipes "
+                    "(lr, dt, clipping, coRNN's gamma and eps, "
                     "[0, 1] pixels, coRNN's last-epoch selection) at the cell's width 128 (coRNN's is 256), batch "
                     "50 (theirs 128 and 120), permutation, split and 2000 steps instead of 120 epochs; their one "
                     "learning-rate decay, after epoch 100, lies beyond the cut, so a constant rate is the recipe "
@@ -125,8 +129,6 @@ def chosen_cells(names: str | None) -> list[str]:
 
 def _defaults_except(model: str, keep: str) -> list[str]:
     """``--set`` strings fixing every searched key of ``model`` but ``keep`` at its default."""
-    from suite.core.registry import MODELS
-
     run_defaults = dataclasses.asdict(RunConfig(task="adding", model=model))
     params = dataclasses.asdict(MODELS.get(model).Config())
     fixed = []
@@ -140,8 +142,6 @@ def _defaults_except(model: str, keep: str) -> list[str]:
 
 def studies(name: str, root: Path = OUT, data_dir: str | None = None, quiet: bool = True):
     """The cell's Optuna studies as ``TuneSpec``s: the tuned baselines, then hrnn's lr."""
-    from suite.tuning.tune import TuneSpec
-
     cell = CELLS[name]
     common = dict(task=cell.task, sets=list(cell.sets), out=str(root / name), eval_seeds=PROFILE.eval_seeds,
                   pruner=PROFILE.pruner, data_dir=data_dir, quiet=quiet)
@@ -173,8 +173,6 @@ def seeds() -> list[int]:
 
 def plain_arms(name: str, root: Path = OUT) -> list[Arm]:
     """The runs needing no study: the heuristic models, the recipes, the Δt sweep."""
-    from suite.core.recipes import recipe_config
-
     cell, root = CELLS[name], root / name
     arms = [Arm(m, "heuristic", "heuristic", [run_config(cell.task, m, [*cell.sets, f"seed={s}"]) for s in seeds()],
                 root / "runs") for m in HEURISTIC_MODELS if m != LR_ONLY]
@@ -198,8 +196,6 @@ def study_file(spec) -> Path:
 
 def finished_summary(spec) -> dict | None:
     """The study's summary if it finished its trials under the definition asked for now."""
-    from suite.tuning.tune import study_definition
-
     path = study_file(spec)
     if not path.is_file():
         return None
@@ -214,8 +210,6 @@ def finished_summary(spec) -> dict | None:
 
 def study_arms(spec) -> list[Arm]:
     """A finished study's two arms, with exactly the configurations ``tune`` evaluates."""
-    from suite.tuning.tune import report_seeds, study_definition
-
     summary = finished_summary(spec)
     if summary is None:
         return []
@@ -248,9 +242,6 @@ def run_cell(name: str, root: Path = OUT, data_dir: str | None = None, quiet: bo
     """Every study (skipped when finished: its evaluation runs still complete) and every
     plain run; ``only`` = a study name, or "runs" for the plain runs: one part, so that
     several processes can share a cell."""
-    from suite.core.cells import run_cells
-    from suite.tuning.tune import evaluate, study_definition, tune
-
     failed = 0
     for spec in studies(name, root, data_dir):
         if only is not None and only != spec.study_name:

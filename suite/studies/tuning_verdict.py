@@ -24,7 +24,9 @@ import pandas as pd
 
 from suite.analysis import plotting, stats
 from suite.core import records
-from suite.core.records import write_text_atomic
+from suite.core.build import resolve
+from suite.core.records import check_writable, write_text_atomic
+from suite.core.registry import MODELS
 from suite.studies.tuning_table import (
     CELLS,
     OUT,
@@ -38,11 +40,11 @@ from suite.studies.tuning_table import (
     run_cell,
     studies,
 )
+from suite.tuning.report import fmt_value, record_value
+from suite.tuning.study import study_definition
 
 
 def _record(arm: Arm, cfg) -> dict | None:
-    from suite.core.build import resolve
-
     path = records.run_dir(arm.out, cfg.task, cfg.model, cfg.seed, resolve(cfg).hash)
     if not records.is_complete(path):
         return None
@@ -56,9 +58,6 @@ def _record(arm: Arm, cfg) -> dict | None:
 
 
 def _values(rec: dict, arm: Arm) -> str:
-    from suite.core.registry import MODELS
-    from suite.tuning.report import fmt_value, record_value
-
     keys = [k for k in MODELS.get(arm.model).search_space if k != "clip" or rec["config"]["clip"] is not None]
     return ", ".join(f"{k}={fmt_value(record_value(rec, k))}" for k in keys)
 
@@ -244,10 +243,6 @@ def write_table(names: list[str], out: Path = OUT) -> Path:
 
 def run_table(cells: str | None, *, out: Path = OUT, data_dir: str | None = None, quiet: bool = False) -> int:
     """Run the named cells (every cell by default; finished parts are skipped), then write the table."""
-    from suite.core.build import resolve
-    from suite.core.records import check_writable
-    from suite.tuning.study import study_definition
-
     names = chosen_cells(cells)
     for name in names:  # every configuration checked before the first runs
         for spec in studies(name, out):

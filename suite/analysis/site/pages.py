@@ -11,6 +11,7 @@ from suite.analysis import figures, plotting
 from suite.analysis.site.sources import Run, Table, shown
 from suite.core import records
 from suite.core.config import flatten
+from suite.core.recipes import get_recipe
 from suite.core.registry import SuiteError
 
 
@@ -35,7 +36,6 @@ def _recipe(name: str | None):
     """The recipe's facts for the page, or None (no recipe, or none of that name here)."""
     if not name:
         return None, {}
-    from suite.core.recipes import get_recipe
 
     try:
         recipe = get_recipe(name)
