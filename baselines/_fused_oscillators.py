@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
-from baselines._fused import POOL, run, scalar, state_buffer, tanh_
+from baselines._fused import run, scalar, state_buffer, tanh_
 from baselines._reversible_unicornn import reversible_stack
+from suite.kernels.buffers import take
+from suite.kernels.timemajor import rows_product
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,14 @@ class Oscillator:
     third of the cost of a product and a sum over the histories afterwards).
     """
 
+    PARAMS = ("recurrent", "a", "b", "c", "r", "mask")  # W or w, the coefficients, the mask
+    OPTIONAL = ("a", "mask")
+
     def drive_widths(self, width):
         return [width]
 
-    def forward(self, drives, rec, a, b, c, r, mask):
+    def forward(self, drives, recurrent, a, b, c, r, mask):
+        rec = recurrent
         steps, batch, hidden = drives[0].shape
         dense = rec.dim() == 2
         if dense:  # W acts on the row [y; z]: keep the two blocks side by side
@@ -44,7 +51,7 @@ class Oscillator:
             ys = state_buffer("oscillator.y", steps, batch, hidden, rec)
             zs = state_buffer("oscillator.z", steps, batch, hidden, rec)
             s, saved = None, (ys, zs)
-        out = ys[1:] if mask is None else POOL.take("oscillator.out", ys[1:].shape, rec)
+        out = ys[1:] if mask is None else take("oscillator.out", ys[1:].shape, rec)
         y_t, z_t, p_t, o_t = ys.unbind(0), zs.unbind(0), drives[0].unbind(0), out.unbind(0)
         s_t, rec_t = (s.unbind(0), rec.T) if dense else (None, rec)
         for t in range(steps):
@@ -62,9 +69,9 @@ class Oscillator:
         th = saved[-1]
         steps, batch, hidden = th.shape
         ys, zs = (saved[0][..., :hidden], saved[0][..., hidden:]) if dense else saved[:2]
-        q = torch.mul(th, th, out=POOL.take("oscillator.q", th.shape, th))
+        q = torch.mul(th, th, out=take("oscillator.q", th.shape, th))
         q = torch.addcmul(b, b, q, value=-1, out=q)  # b (1 − tanh²)
-        g = POOL.take("oscillator.g", th.shape, th)
+        g = take("oscillator.g", th.shape, th)
         carry_y, carry_z = th.new_zeros(batch, hidden), th.new_zeros(batch, hidden)
         rows = [th.new_empty(batch, 2 * hidden) for _ in range(2)] if dense else None
         y_t, z_t, th_t = ys.unbind(0), zs.unbind(0), th.unbind(0)
@@ -90,7 +97,7 @@ class Oscillator:
                 carry_z = m if a is None else m * a
         grads = [None] * 6
         if dense and needs[0]:
-            grads[0] = g.reshape(-1, hidden).T @ saved[0][:-1].reshape(-1, 2 * hidden)
+            grads[0] = rows_product(g, saved[0][:-1])
         for k, (total, like) in enumerate(zip(acc, (rec, a, b, c, r))):
             if total is not None:
                 grads[k] = total.sum(0) if like.dim() else total.sum()
@@ -113,11 +120,13 @@ class LEMPass:
     """
 
     dt: float
+    PARAMS = ("recurrent", "recurrent_y")  # W = [W₁; W₂; W_z], W_y
 
     def drive_widths(self, width):
         return [3 * width // 4, width // 4]
 
-    def forward(self, drives, W, W_y):
+    def forward(self, drives, recurrent, recurrent_y):
+        W, W_y = recurrent, recurrent_y
         pre, ty = drives
         steps, batch, hidden = ty.shape
         ys, zs = state_buffer("lem.y", steps, batch, hidden, W), state_buffer("lem.z", steps, batch, hidden, W)
@@ -139,7 +148,7 @@ class LEMPass:
         W, W_y = params
         ys, zs, pre, ty = saved
         steps, batch, hidden = ty.shape
-        g3, gy = POOL.take("lem.g3", pre.shape, pre), POOL.take("lem.gy", ty.shape, ty)
+        g3, gy = take("lem.g3", pre.shape, pre), take("lem.gy", ty.shape, ty)
         dt, h, h2 = scalar(self.dt, ty), hidden, 2 * hidden
         carry_y, carry_z = ty.new_zeros(batch, hidden), ty.new_zeros(batch, hidden)
         y_t, z_t, pre_t, ty_t = ys.unbind(0), zs.unbind(0), pre.unbind(0), ty.unbind(0)
@@ -158,13 +167,15 @@ class LEMPass:
             torch.addcmul(d, d, s1, value=-1, out=g[:, :h])
             carry_y = torch.sub(l_y, e).addmm_(g, W)
             carry_z = m.sub_(f)
-        d_w = g3.reshape(-1, 3 * hidden).T @ ys[:-1].reshape(-1, hidden) if needs[0] else None
-        d_wy = gy.reshape(-1, hidden).T @ zs[1:].reshape(-1, hidden) if needs[1] else None
+        d_w = rows_product(g3, ys[:-1]) if needs[0] else None
+        d_wy = rows_product(gy, zs[1:]) if needs[1] else None
         return [g3, gy], [d_w, d_wy]
 
-def unicornn_layer(u, weight, bias, w, rate, alpha: float, mask=None, *, reversible: bool = False):
+
+def unicornn_layer(u: Tensor, *, input_weight: Tensor, input_bias: Tensor, w: Tensor, rate: Tensor,
+                   alpha: float, mask: Tensor | None = None, reversible: bool = False) -> Tensor:
     """One UnICORNN layer's y sequence ``[B, T, H]`` over its input sequence ``u: [B, T, in]``:
-    the input map ``u weightᵀ + bias`` for all steps in one product, then per neuron
+    the input map ``u input_weightᵀ + input_bias`` for all steps in one product, then per neuron
         z_t = z_{t−1} − rate (tanh(w y_{t−1} + x_t) + α y_{t−1}),   y_t = y_{t−1} + rate z_t;
     times ``mask`` ([B, H], a dropout mask shared by all steps) if given: inside the pass it
     costs one product per step, where a separate dropout pass costs a product over the
@@ -173,5 +184,7 @@ def unicornn_layer(u, weight, bias, w, rate, alpha: float, mask=None, *, reversi
     ``reversible=True``: the pass keeps only its input and its final state, and the
     backward walks the steps back (:mod:`baselines._reversible_unicornn`, one layer)."""
     if reversible:
-        return reversible_stack(u, [(weight, bias)], w[None], rate[None], alpha, None if mask is None else mask[None])
-    return run(Oscillator(), u, weight, bias, w, None, -rate, -alpha * rate, rate, mask)
+        return reversible_stack(u, input_maps=[(input_weight, input_bias)], w=w[None], rate=rate[None], alpha=alpha,
+                                masks=None if mask is None else mask[None])
+    return run(Oscillator(), u, input_weight=input_weight, input_bias=input_bias, recurrent=w,
+               b=-rate, c=-alpha * rate, r=rate, mask=mask)

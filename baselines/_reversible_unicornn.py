@@ -39,12 +39,12 @@ from baselines._fused import tanh_
 DIAGNOSTICS: dict[str, tuple[Tensor, ...]] = {}
 
 
-def reversible_stack(u: Tensor, layers: list[tuple[Tensor, Tensor]], w: Tensor, rate: Tensor, alpha: float,
-                     masks: Tensor | None = None, *, last_only: bool = False) -> Tensor:
+def reversible_stack(u: Tensor, *, input_maps: list[tuple[Tensor, Tensor]], w: Tensor, rate: Tensor, alpha: float,
+                     masks: Tensor | None = None, last_only: bool = False) -> Tensor:
     """The top layer's y sequence ``[B, T, H]`` (its last step ``[B, H]`` with ``last_only``)
-    over ``u: [B, T, in]``; ``layers`` the input maps (weight, bias) bottom up, ``w`` and
+    over ``u: [B, T, in]``; ``input_maps`` the layers' (weight, bias) bottom up, ``w`` and
     ``rate`` one row ([L, H]) per layer, ``masks`` [L, B, H] dropout masks or None."""
-    params = [p for pair in layers for p in pair]
+    params = [p for pair in input_maps for p in pair]
     out = _ReversibleStack.apply(u.transpose(0, 1), w, rate, float(alpha), masks, last_only, *params)
     return out if last_only else out.transpose(0, 1)
 

@@ -75,7 +75,7 @@ class AntisymmetricRNN(RecurrentModel):
     def forward(self, x):
         # the fused pass of baselines/_fused.py: the recurrence of `step`, analytic backward
         cell = Antisymmetric(self.cfg.eps, gated=self.n_input_maps == 2)
-        return run(cell, x, self.V.weight, self.V.bias, self.recurrence_matrix())
+        return run(cell, x, input_weight=self.V.weight, input_bias=self.V.bias, recurrent=self.recurrence_matrix())
 
 
 @register_model("antisymmetric-gated")

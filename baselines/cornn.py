@@ -100,5 +100,6 @@ class CoRNN(RecurrentModel):
         dt, eps, gamma = self.cfg.dt, self.cfg.eps, self.cfg.gamma
         k = 1 / (1 + dt * eps) if self.cfg.damping == "implicit" else 1.0
         a = k if self.cfg.damping == "implicit" else 1 - dt * eps
-        coefs = [x.new_tensor(v) for v in (a, dt * k, -dt * gamma * k, dt)]
-        return run(Oscillator(), x, self.V.weight, self.V.bias, self.W.weight, *coefs, None)
+        a, b, c, r = (x.new_tensor(v) for v in (a, dt * k, -dt * gamma * k, dt))
+        return run(Oscillator(), x, input_weight=self.V.weight, input_bias=self.V.bias, recurrent=self.W.weight,
+                   a=a, b=b, c=c, r=r)

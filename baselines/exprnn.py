@@ -113,4 +113,5 @@ class ExpRNN(RecurrentModel):
     def forward(self, x):
         # the fused pass of baselines/_fused.py: the recurrence of `step` (the exponential
         # computed once), analytic backward
-        return run(ModReLU(), x, self.W_in.weight, self.W_in.bias, self.recurrence_matrix(), self.b)
+        return run(ModReLU(), x, input_weight=self.W_in.weight, input_bias=self.W_in.bias,
+                   recurrent=self.recurrence_matrix(), modulus_bias=self.b)

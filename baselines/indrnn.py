@@ -156,7 +156,7 @@ class IndRNN(RecurrentModel):
         for layer, W in enumerate(self.W):
             # the fused pass of baselines/_fused.py: the input map over all steps in one
             # product, h_t = relu(W x_t + b + u ⊙ h_{t−1}) from h_0 = 0, analytic backward
-            hs = indrnn_layer(inp, W.weight, W.bias, self.u[layer])
+            hs = indrnn_layer(inp, input_weight=W.weight, input_bias=W.bias, recurrent=self.u[layer])
             if self.bn is not None:
                 # statistics over batch and time: BatchNorm1d over the rows of the time-major
                 # [T·B, H] view the fused pass returns (on the [B, H, T] transpose, measured

@@ -97,4 +97,5 @@ class LEM(RecurrentModel):
         if any(b is not None for b in hidden_biases):
             widths = (3 * self.hidden_size, self.hidden_size)
             bias = bias + torch.cat([b if b is not None else bias.new_zeros(n) for b, n in zip(hidden_biases, widths)])
-        return run(LEMPass(self.cfg.dt), x, self.V.weight, bias, self.W.weight, self.W_y.weight)
+        return run(LEMPass(self.cfg.dt), x, input_weight=self.V.weight, input_bias=bias, recurrent=self.W.weight,
+                   recurrent_y=self.W_y.weight)

@@ -93,4 +93,5 @@ class LipschitzRNN(RecurrentModel):
     def forward(self, x):
         # the fused pass of baselines/_fused.py: the recurrence of `step`, analytic backward
         A, W = self.matrices()
-        return run(Lipschitz(self.cfg.eps), x, self.U.weight, self.U.bias, torch.cat([A, W]))
+        return run(Lipschitz(self.cfg.eps), x, input_weight=self.U.weight, input_bias=self.U.bias,
+                   recurrent=torch.cat([A, W]))

@@ -135,8 +135,8 @@ class UnICORNN(RecurrentModel):
             return self._reversible(x, last_only=False)
         rates, u = self._rates(), x
         for layer, V in enumerate(self.V):
-            u = unicornn_layer(u, V.weight, V.bias, self.w[layer], rates[layer], self.cfg.alpha,
-                               mask=self._dropout_mask(x))
+            u = unicornn_layer(u, input_weight=V.weight, input_bias=V.bias, w=self.w[layer], rate=rates[layer],
+                               alpha=self.cfg.alpha, mask=self._dropout_mask(x))
         return u
 
     def last_features(self, x):
@@ -146,5 +146,5 @@ class UnICORNN(RecurrentModel):
     def _reversible(self, x, *, last_only):
         masks = [self._dropout_mask(x) for _ in self.V]
         masks = None if masks[0] is None else torch.stack(masks)
-        return reversible_stack(x, [(V.weight, V.bias) for V in self.V], self.w, self._rates(), self.cfg.alpha,
-                                masks, last_only=last_only)
+        return reversible_stack(x, input_maps=[(V.weight, V.bias) for V in self.V], w=self.w, rate=self._rates(),
+                                alpha=self.cfg.alpha, masks=masks, last_only=last_only)

@@ -1,8 +1,8 @@
 """The fused sequence passes of the baselines (baselines/_fused.py, _fused_oscillators.py):
 every cell's Function passes ``gradcheck`` in float64, in each of its modes; the paths
 the contract test cannot see (UnICORNN's dropout mask inside the pass, IndRNN's batch
-normalization on the time-major rows) equal their plain reference; and the buffer pool
-never hands out a buffer that is still in use. That ``forward`` equals the ``step`` loop,
+normalization on the time-major rows) equal their plain reference (the buffer pool's rule
+is tests/test_buffers.py). That ``forward`` equals the ``step`` loop,
 values and gradients, is tests/test_contract.py::test_forward_equals_step_loop."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import suite
-from baselines import _fused, _reversible_unicornn
+from baselines import _reversible_unicornn
 from baselines._fused import Antisymmetric, IndRNNPass, Lipschitz, ModReLU, indrnn_layer, run, tanh_
 from baselines._fused_oscillators import LEMPass, Oscillator, unicornn_layer
 from suite.core.spec import step_loop
@@ -24,25 +24,32 @@ def _t(*shape, scale=1.0, seed=0):
     return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).requires_grad_()
 
 
-def _coefs(per_neuron: bool):
+def _coefs(per_neuron: bool) -> dict:
     """a, b, c, r of the oscillator form: per-neuron tensors with gradients, or 0-d constants."""
     if per_neuron:
-        return [_t(H, scale=0.3, seed=10 + k) for k in range(4)]
-    return [torch.tensor(v, dtype=torch.float64) for v in (0.7, 0.2, -0.3, 0.1)]
+        return {name: _t(H, scale=0.3, seed=10 + k) for k, name in enumerate("abcr")}
+    return {name: torch.tensor(v, dtype=torch.float64) for name, v in zip("abcr", (0.7, 0.2, -0.3, 0.1))}
 
 
-# (label, cell, input map rows, params): each gradchecked with x, the input map and the params
+def _unicornn_masked() -> dict:
+    coefs = _coefs(True)
+    del coefs["a"]
+    return {"recurrent": _t(H, seed=1), **coefs, "mask": torch.tensor([[2.0, 0, 2], [0, 2, 2]], dtype=torch.float64)}
+
+
+# (label, cell, input map rows, params by name): each gradchecked with x, the input map and the params
 CASES = [
-    ("antisymmetric", Antisymmetric(0.3), H, lambda: [_t(H, H, seed=1)]),
-    ("antisymmetric-gated", Antisymmetric(0.3, gated=True), 2 * H, lambda: [_t(H, H, seed=1)]),
-    ("lipschitz", Lipschitz(0.3), H, lambda: [_t(2 * H, H, scale=0.5, seed=1)]),
-    ("exprnn", ModReLU(), H, lambda: [_t(H, H, scale=0.5, seed=1), _t(H, scale=0.1, seed=2)]),
-    ("indrnn", IndRNNPass(), H, lambda: [_t(H, seed=1)]),
-    ("cornn", Oscillator(), H, lambda: [_t(H, 2 * H, scale=0.5, seed=1), *_coefs(False), None]),
-    ("unicornn-coefficients", Oscillator(), H, lambda: [_t(H, seed=1), *_coefs(True), None]),
-    ("unicornn-mask", Oscillator(), H,
-     lambda: [_t(H, seed=1), None, *_coefs(True)[1:], torch.tensor([[2.0, 0, 2], [0, 2, 2]], dtype=torch.float64)]),
-    ("lem", LEMPass(0.4), 4 * H, lambda: [_t(3 * H, H, scale=0.5, seed=1), _t(H, H, scale=0.5, seed=2)]),
+    ("antisymmetric", Antisymmetric(0.3), H, lambda: {"recurrent": _t(H, H, seed=1)}),
+    ("antisymmetric-gated", Antisymmetric(0.3, gated=True), 2 * H, lambda: {"recurrent": _t(H, H, seed=1)}),
+    ("lipschitz", Lipschitz(0.3), H, lambda: {"recurrent": _t(2 * H, H, scale=0.5, seed=1)}),
+    ("exprnn", ModReLU(), H,
+     lambda: {"recurrent": _t(H, H, scale=0.5, seed=1), "modulus_bias": _t(H, scale=0.1, seed=2)}),
+    ("indrnn", IndRNNPass(), H, lambda: {"recurrent": _t(H, seed=1)}),
+    ("cornn", Oscillator(), H, lambda: {"recurrent": _t(H, 2 * H, scale=0.5, seed=1), **_coefs(False)}),
+    ("unicornn-coefficients", Oscillator(), H, lambda: {"recurrent": _t(H, seed=1), **_coefs(True)}),
+    ("unicornn-mask", Oscillator(), H, _unicornn_masked),
+    ("lem", LEMPass(0.4), 4 * H,
+     lambda: {"recurrent": _t(3 * H, H, scale=0.5, seed=1), "recurrent_y": _t(H, H, scale=0.5, seed=2)}),
 ]
 
 
@@ -50,21 +57,29 @@ CASES = [
 def test_fused_function_passes_gradcheck(label, cell, rows, make_params):
     x, weight, bias = _t(B, T, IN, seed=3), _t(rows, IN, seed=4), _t(rows, scale=0.1, seed=5)
     params = make_params()
-    grad_params = [p for p in params if p is not None and p.requires_grad]
+    trained = [name for name, p in params.items() if p.requires_grad]
 
-    def f(x, weight, bias, *trained):
-        it = iter(trained)
-        return run(cell, x, weight, bias, *[next(it) if p is not None and p.requires_grad else p for p in params])
+    def f(x, weight, bias, *grad_params):
+        return run(cell, x, input_weight=weight, input_bias=bias, **{**params, **dict(zip(trained, grad_params))})
 
-    assert torch.autograd.gradcheck(f, (x, weight, bias, *grad_params), eps=1e-6, atol=1e-8, rtol=1e-6)
+    assert torch.autograd.gradcheck(f, (x, weight, bias, *(params[n] for n in trained)), eps=1e-6, atol=1e-8,
+                                    rtol=1e-6)
+
+
+def test_fused_function_refuses_a_parameter_by_a_wrong_name():
+    x, weight = _t(B, T, IN, seed=3), _t(H, IN, seed=4)
+    with pytest.raises(TypeError, match="missing"):
+        run(Antisymmetric(0.3), x, input_weight=weight)
+    with pytest.raises(TypeError, match="unknown"):
+        run(Antisymmetric(0.3), x, input_weight=weight, recurrent=_t(H, H), A=_t(H, H))
 
 
 def test_fused_function_takes_the_drive_itself():
     """``v_weight=None``: x is the drive (plus ``v_bias``), and its gradient is the drive's."""
     wx, u, bias, A = _t(B, T, H, seed=3), _t(H, seed=1), _t(H, scale=0.1, seed=5), _t(H, H, seed=2)
-    assert torch.autograd.gradcheck(lambda wx, u: indrnn_layer(wx, None, None, u), (wx, u), eps=1e-6, atol=1e-8)
-    assert torch.autograd.gradcheck(lambda wx, b, A: run(Antisymmetric(0.3), wx, None, b, A), (wx, bias, A),
-                                    eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(lambda wx, u: indrnn_layer(wx, recurrent=u), (wx, u), eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradcheck(lambda wx, b, A: run(Antisymmetric(0.3), wx, input_bias=b, recurrent=A),
+                                    (wx, bias, A), eps=1e-6, atol=1e-8)
 
 
 def test_tanh_through_the_sigmoid_is_within_its_documented_error():
@@ -78,8 +93,9 @@ def test_unicornn_mask_inside_the_pass_equals_masking_the_output():
     u, weight, bias, w = _t(B, T, IN, seed=3), _t(H, IN, seed=4), _t(H, seed=5), _t(H, seed=1)
     rate = torch.rand(H, dtype=torch.float64, generator=torch.Generator().manual_seed(6)).requires_grad_()
     mask = torch.tensor([[2.0, 0, 2], [0, 2, 2]], dtype=torch.float64)
-    inside = unicornn_layer(u, weight, bias, w, rate, 3.0, mask=mask)
-    outside = unicornn_layer(u, weight, bias, w, rate, 3.0) * mask[:, None]
+    layer = dict(input_weight=weight, input_bias=bias, w=w, rate=rate, alpha=3.0)
+    inside = unicornn_layer(u, **layer, mask=mask)
+    outside = unicornn_layer(u, **layer) * mask[:, None]
     torch.testing.assert_close(inside, outside, rtol=0, atol=1e-14)
     cot = torch.randn_like(inside)
     wrt = [u, weight, bias, w, rate]
@@ -158,16 +174,6 @@ def test_buffers_in_use_are_never_reused(name):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_pool_reuses_a_buffer_once_nothing_else_holds_it():
-    pool = _fused.Pool()
-    like = torch.zeros(1)
-    a = pool.take("r", (4, 5), like)
-    ptr = a.data_ptr()
-    assert pool.take("r", (4, 5), like).data_ptr() != ptr  # `a` is alive
-    del a
-    assert pool.take("r", (2, 5), like).data_ptr() == ptr  # free again, and large enough
-
-
 def test_benchmark_table_lists_every_requested_model():
     from tests.benchmarks import cell_table
 
@@ -193,14 +199,19 @@ def test_reversible_unicornn_layer_equals_the_stored_one_and_passes_gradcheck(ma
     rate = (torch.rand(H, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) * 0.3).requires_grad_()
     mask = torch.tensor([[2.0, 0, 2], [0, 2, 2]], dtype=torch.float64) if masked else None
     wrt = [u, weight, bias, w, rate]
-    stored = unicornn_layer(*wrt, 3.0, mask)
-    rev = unicornn_layer(*wrt, 3.0, mask, reversible=True)
+
+    def layer(u, weight, bias, w, rate, reversible=False):
+        return unicornn_layer(u, input_weight=weight, input_bias=bias, w=w, rate=rate, alpha=3.0, mask=mask,
+                              reversible=reversible)
+
+    stored = layer(*wrt)
+    rev = layer(*wrt, reversible=True)
     torch.testing.assert_close(rev, stored, rtol=0, atol=1e-14)
     cot = torch.randn_like(rev)
     for a, b in zip(torch.autograd.grad((rev * cot).sum(), wrt), torch.autograd.grad((stored * cot).sum(), wrt)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     assert all(s.abs().max() < 1e-13 for s in _reversible_unicornn.DIAGNOSTICS["reconstructed_initial_state"])
-    assert torch.autograd.gradcheck(lambda *a: unicornn_layer(*a, 3.0, mask, reversible=True), tuple(wrt),
+    assert torch.autograd.gradcheck(lambda *a: layer(*a, reversible=True), tuple(wrt),
                                     eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
@@ -258,7 +269,7 @@ def test_reversible_unicornn_stack_passes_gradcheck(last_only):
     flat = [u, w, rate, *[p for pair in layers for p in pair]]
 
     def f(u, w, rate, *p):
-        return _reversible_unicornn.reversible_stack(u, [(p[0], p[1]), (p[2], p[3])], w, rate, 3.0, masks,
-                                                     last_only=last_only)
+        return _reversible_unicornn.reversible_stack(u, input_maps=[(p[0], p[1]), (p[2], p[3])], w=w, rate=rate,
+                                                     alpha=3.0, masks=masks, last_only=last_only)
 
     assert torch.autograd.gradcheck(f, tuple(flat), eps=1e-6, atol=1e-8, rtol=1e-6)

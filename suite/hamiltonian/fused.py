@@ -14,9 +14,10 @@ Two modes:
   * stored (default): the forward keeps every value of the blocks the backward or the
     output reads (the tanh sources and the features; hrnn's z only as a rolling pair)
     and every tanh, O(T·B·H) memory. The input projection V u + b for all steps is one
-    matrix product; each step costs its shears' products (hrnn: W y and tanh·W forward,
-    λ·Wᵀ and g·W backward); the parameter gradients are one product over all T·B rows
-    at the end.
+    matrix product per tanh shear; each step costs its shears' products (hrnn: W y and
+    tanh·W forward, λ·Wᵀ and g·W backward); the parameter gradients are one product over
+    all T·B rows at the end (both shared with the baselines' passes:
+    :mod:`suite.kernels.timemajor`). Its buffers come from :mod:`suite.kernels.buffers`.
   * reversible (``reversible=True``, cells whose shears all have tgt ≠ src): the
     forward keeps only the final state; the backward walks the steps back with
     :func:`~suite.hamiltonian.update.inverse_step`'s arithmetic, recomputing each tanh from the reconstructed
@@ -40,7 +41,6 @@ count, like every torch op; on a machine busy with other processes,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,7 +48,9 @@ import torch
 from torch import Tensor
 
 from suite.hamiltonian.update import Shear, drive_widths, invertible
+from suite.kernels.buffers import take
 from suite.kernels.layout import consecutive_slices
+from suite.kernels.timemajor import input_drives, input_map_grads, rows_product
 
 # The reversible backward leaves here the initial state it reconstructed (true value: 0),
 # for the drift measurement (suite.studies.drift); nothing else reads it.
@@ -83,14 +85,16 @@ class _Plan:
         return out
 
 
-def run_sequence(x: Tensor, v_weight: Tensor, v_bias: Tensor, shears: Sequence[Shear], sizes: Sequence[int],
-                 features: Sequence[int], *, reversible: bool = False, last_only: bool = False) -> Tensor:
+def run_sequence(x: Tensor, *, input_weight: Tensor, input_bias: Tensor, shears: Sequence[Shear],
+                 sizes: Sequence[int], features: Sequence[int], reversible: bool = False,
+                 last_only: bool = False) -> Tensor:
     """Features ``[B, T, F]`` of a cell run from the zero state over ``x: [B, T, input]``
     (``[B, 1, F]``, the last step's, with ``last_only``: with ``reversible`` nothing of
     size T·B·H is then allocated, forward or backward).
 
-    The drive of step t is ``x_t v_weightᵀ + v_bias``; ``features`` lists the blocks
-    concatenated into the output. Equal to the loop over :func:`step`.
+    The drive of step t is ``x_t input_weightᵀ + input_bias``; ``shears`` the cell's update
+    form on blocks of widths ``sizes``; ``features`` lists the blocks concatenated into the
+    output. Equal to the loop over :func:`step`.
     """
     targets = sorted(sh.tgt for sh in shears)
     if targets != list(range(len(sizes))):
@@ -101,37 +105,7 @@ def run_sequence(x: Tensor, v_weight: Tensor, v_bias: Tensor, shears: Sequence[S
                                       float(sh.scale), float(sh.beta)) for sh in shears),
                  tuple(features), bool(reversible), bool(last_only))
     weights = [w for sh in shears for w in (sh.w_in, sh.w_out) if w is not None]
-    return _ShearSequence.apply(plan, x, v_weight, v_bias, *weights)
-
-
-class _Scratch:
-    """The stored backward's per-step buffers (∂a and the adjoints λ_tgt, T·B·H each), kept
-    from one call to the next on the CPU. A freshly allocated buffer of tens of MB costs a
-    page fault per 4 KB on first touch: 10 ms per 25 MB, measured, two of them a tenth of
-    a training step at B = 64, T = 784, H = 128. Only buffers that live and die inside one
-    backward call are kept, at most one per role and none over ``KEEP_BYTES``, so the
-    memory held stays bounded (a longer sequence pays its page faults again)."""
-
-    KEEP_BYTES = 64 * 2**20
-
-    def __init__(self):
-        self.free: dict[str, Tensor] = {}
-
-    def take(self, role: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        n = math.prod(shape)
-        buf = self.free.pop(role, None)
-        if like.device.type != "cpu" or buf is None or buf.numel() < n or buf.dtype != like.dtype:
-            buf = like.new_empty(n)
-        return buf[:n].view(shape)
-
-    def give(self, role: str, view: Tensor) -> None:
-        if view.device.type == "cpu":
-            base = view._base if view._base is not None else view
-            if base.numel() * base.element_size() <= self.KEEP_BYTES:
-                self.free[role] = base
-
-
-_SCRATCH = _Scratch()
+    return _ShearSequence.apply(plan, x, input_weight, input_bias, *weights)
 
 
 class _ShearSequence(torch.autograd.Function):
@@ -171,11 +145,11 @@ class _ShearSequence(torch.autograd.Function):
         # last two values, S[b][t % 2].
         # TH[k] starts as shear k's drive (all steps in one product) and each step turns
         # its slice into tanh(s W_inᵀ + a) in place
-        drive = torch.addmm(v_bias, x.transpose(0, 1).reshape(steps * batch, -1), v_weight.T)
-        TH = [d.reshape(steps, batch, -1) if len(widths) == 1 else d.reshape(steps, batch, -1).contiguous()
-              for d in drive.split(widths, dim=-1)]
+        TH = input_drives("hamiltonian", x.transpose(0, 1).reshape(steps * batch, -1), (steps, batch), v_weight,
+                          v_bias, widths)
         kept = plan.kept_blocks()
-        S = [x.new_empty(steps + 1 if b in kept else 2, batch, d) for b, d in enumerate(plan.sizes)]
+        S = [take(f"hamiltonian.state{b}", (steps + 1 if b in kept else 2, batch, d), x)
+             for b, d in enumerate(plan.sizes)]
         for buf in S:
             buf[0].zero_()
         wrap = [steps + 1 if b in kept else 2 for b in range(len(S))]
@@ -223,8 +197,6 @@ class _ShearSequence(torch.autograd.Function):
         return (None, *grads)
 
 
-
-
 def _shear_weight_grads(shears, d_in, d_out) -> list[Tensor]:
     """Weight gradients in the order of the Function's weight inputs."""
     out, k_in = [], 0
@@ -258,9 +230,9 @@ def _backward_stored(plan, shears, x, v_weight, v_bias, rest, grad_out, steps, n
     G = grad_out.transpose(0, 1)
     feat_cols = list(zip(plan.features, consecutive_slices([plan.sizes[b] for b in plan.features])))
     lam = [x.new_zeros(batch, d) for d in plan.sizes]
-    DA = [_SCRATCH.take(f"da{k}", (steps, batch, m), x) for k, m in enumerate(widths)]
+    DA = [take(f"hamiltonian.da{k}", (steps, batch, m), x) for k, m in enumerate(widths)]
     # U[k][t]: the adjoint λ_tgt seen by tanh shear k at step t (for ∂W_out at the end)
-    U = [_SCRATCH.take(f"u{k}", (steps, batch, plan.sizes[sh.tgt]), x) if sh.w_out is not None else None
+    U = [take(f"hamiltonian.u{k}", (steps, batch, plan.sizes[sh.tgt]), x) if sh.w_out is not None else None
          for k, sh in enumerate(sh for sh in shears if sh.w_in is not None)]
     w_out_t = [sh.scale * sh.w_out.T if sh.w_out is not None else None for sh in shears]
     in_index = _in_index(shears)
@@ -287,22 +259,10 @@ def _backward_stored(plan, shears, x, v_weight, v_bias, rest, grad_out, steps, n
             continue
         k_in = in_index[k]
         source = S[sh.src][1:] if src_new[k] else S[sh.src][:-1]
-        d_in.append(DA[k_in].reshape(-1, widths[k_in]).T @ source.reshape(-1, plan.sizes[sh.src]))
-        d_out.append(sh.scale * (TH[k_in].reshape(-1, widths[k_in]).T @ U[k_in].reshape(-1, plan.sizes[sh.tgt]))
-                     if sh.w_out is not None else None)
-    da = (DA[0] if len(DA) == 1 else torch.cat(DA, dim=-1)).reshape(steps * batch, -1)
-    dx = dvw = dvb = None
-    if needs[1]:
-        dx = (da @ v_weight).reshape(steps, batch, -1).transpose(0, 1)
-    if needs[2]:
-        dvw = da.T @ x.transpose(0, 1).reshape(steps * batch, -1)
-    if needs[3]:
-        dvb = da.sum(0)
-    for k, buf in enumerate(DA):
-        _SCRATCH.give(f"da{k}", buf)
-    for k, buf in enumerate(U):
-        if buf is not None:
-            _SCRATCH.give(f"u{k}", buf)
+        d_in.append(rows_product(DA[k_in], source))
+        d_out.append(sh.scale * rows_product(TH[k_in], U[k_in]) if sh.w_out is not None else None)
+    dx, dvw, dvb = input_map_grads(DA, x.transpose(0, 1).reshape(steps * batch, -1), v_weight, needs[1:4])
+    dx = dx.view(steps, batch, -1).transpose(0, 1) if dx is not None else None
     return (dx, dvw, dvb, *_shear_weight_grads(shears, d_in, d_out))
 
 

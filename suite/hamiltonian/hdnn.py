@@ -213,8 +213,8 @@ class HDNNCell(HeuristicStepSize, RecurrentModel):
         return torch.cat(as_tuple(state), dim=-1)
 
     def forward(self, x, last_only: bool = False):
-        return fused.run_sequence(x, self.V.weight, self.V.bias, self.shears(), self.sizes,
-                                  features=tuple(range(len(self.sizes))),
+        return fused.run_sequence(x, input_weight=self.V.weight, input_bias=self.V.bias, shears=self.shears(),
+                                  sizes=self.sizes, features=tuple(range(len(self.sizes))),
                                   reversible=getattr(self.cfg, "reversible", False), last_only=last_only)
 
     def last_features(self, x):

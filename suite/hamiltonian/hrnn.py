@@ -93,8 +93,9 @@ class HamiltonianRNN(HeuristicStepSize, RecurrentModel):
     def forward(self, x, last_only: bool = False):
         # getattr: a subclass may bring its own Config without the flag; it runs the stored path
         reversible = getattr(self.cfg, "reversible", False)
-        return fused.run_sequence(x, self.V.weight, self.V.bias, self.shears(), (self.hidden_size,) * 2,
-                                  features=(0,), reversible=reversible, last_only=last_only)
+        return fused.run_sequence(x, input_weight=self.V.weight, input_bias=self.V.bias, shears=self.shears(),
+                                  sizes=(self.hidden_size,) * 2, features=(0,), reversible=reversible,
+                                  last_only=last_only)
 
     def last_features(self, x):
         return self(x, last_only=True)[:, -1]
