@@ -225,14 +225,41 @@ def regret_figure(name: str, frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return path
 
 
+def is_complete(frame: pd.DataFrame) -> bool:
+    """Every row of the cell has all its planned runs (a study not finished has none)."""
+    return bool((frame.runs >= frame.planned).all())
+
+
+IN_PROGRESS = "tuning-in-progress.md"
+IN_PROGRESS_HEADER = """# Medium tuning table: cells in progress
+
+These cells are being run (`rnnsuite paper tuning --profile medium --cells NAME` completes
+them over several sessions; finished runs and studies are skipped). Their rows fill in as
+records land beside this file, and a cell moves into `tuning.md` once every row has its
+seeds. The rules, verdicts and costs are those of `tuning.md`.
+
+"""
+
+
 def write_table(names: list[str], out: Path = OUT) -> Path:
+    """``tuning.md`` with the complete cells (the table as evidence), and beside it
+    ``tuning-in-progress.md`` with the cells still running, so that a partial cell is never
+    read as a finished one."""
     frames = {name: cell_rows(name, out) for name in names}
-    total = sum(_cost_s(f) for f in frames.values())
+    done = {name: f for name, f in frames.items() if is_complete(f)}
+    running = {name: f for name, f in frames.items() if name not in done}
+    total = sum(_cost_s(f) for f in done.values())
     text = HEADER.format(last=PROFILE.eval_seeds, pruner=PROFILE.pruner, tie=stats.TIE_SE,
                          cost=f"{total / 3600:.2f} CPU-hours")
-    text += "\n".join(cell_section(name, f) for name, f in frames.items())
+    text += "\n".join(cell_section(name, f) for name, f in done.items())
     write_text_atomic(out / "tuning.md", text)
-    write_text_atomic(out / "tuning.csv", pd.concat(frames.values()).to_csv(index=False))
+    if done:
+        write_text_atomic(out / "tuning.csv", pd.concat(done.values()).to_csv(index=False))
+    if running:
+        write_text_atomic(out / IN_PROGRESS, IN_PROGRESS_HEADER
+                          + "\n".join(cell_section(name, f) for name, f in running.items()))
+    else:
+        (out / IN_PROGRESS).unlink(missing_ok=True)
     for name, frame in frames.items():
         path = regret_figure(name, frame, out / "figures")
         if path:
