@@ -6,7 +6,7 @@ Conventions, stated once:
 - the spread is the sample standard deviation (``ddof = 1``); with a single seed it is
   unknown, ``nan``, shown as "—", never 0;
 - a configuration with no finished seed has mean ``nan``;
-- ``better``/``gain`` read the metric's direction from the task (``higher_is_better``),
+- ``gain``, ``reaches`` and ``best_index`` read the metric's direction from the task (``higher_is_better``),
   so no caller writes the comparison itself;
 - two configurations **tie** when their means differ by at most ``TIE_SE`` standard
   errors of the difference, √(s₁²/n₁ + s₂²/n₂); below ``MIN_SEEDS`` seeds on either side
@@ -52,10 +52,6 @@ def standard_error(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
 def gain(a: float, b: float, higher_is_better: bool) -> float:
     """How much better ``a`` is than ``b`` in the metric's direction (negative: worse)."""
     return (a - b) if higher_is_better else (b - a)
-
-
-def better(a: float, b: float, higher_is_better: bool) -> bool:
-    return gain(a, b, higher_is_better) > 0
 
 
 def reaches(value: float, target: float, higher_is_better: bool) -> bool:
