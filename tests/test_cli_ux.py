@@ -16,7 +16,7 @@ import pytest
 
 from suite.cli import listing
 from suite.cli.main import COMMANDS, build_parser, main
-from suite.core import paths, threads
+from suite.core import threads
 from suite.core.progress import bars_shown
 from suite.core.registry import SuiteError
 
@@ -134,25 +134,24 @@ def test_a_run_into_a_log_writes_no_bar(tmp_path, capsys):
     assert "\r" not in err and "it/s" not in err, err
 
 
-def _copy_run(source: Path, dest: Path) -> None:
-    shutil.copytree(source, dest / source.relative_to(paths.REFERENCE_RUNS))
+def test_report_reads_the_users_records_and_the_committed_ones_only_when_named(tmp_path, monkeypatch, capsys):
+    # a checkout's committed records lie beside their tables (results/tables/<table>/records),
+    # never in results/runs, where `report` looks by default
+    from suite.studies import sanity
 
-
-def test_report_reads_the_users_records_and_the_reference_ones_only_when_named(tmp_path, monkeypatch, capsys):
-    reference = sorted(paths.REFERENCE_RUNS.glob("*/*/s0-*"))
+    reference = sorted(sanity.RUNS.glob("*/*/s0-*"))
     adding = next(p for p in reference if p.parts[-3] == "adding")
     mnist = next(p for p in reference if p.parts[-3] != "adding")
-    user_root, ref_root = tmp_path / "results" / "runs", tmp_path / "results" / "runs" / "sanity"
-    _copy_run(adding, user_root)
-    _copy_run(mnist, ref_root)
+    user_root, committed = tmp_path / "results" / "runs", tmp_path / "results" / "tables" / "sanity-full" / "records"
+    shutil.copytree(adding, user_root / adding.relative_to(sanity.RUNS))
+    shutil.copytree(mnist, committed / mnist.relative_to(sanity.RUNS))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(paths, "REFERENCE_RUNS", ref_root)
     assert main(["report"]) == 0
-    out, err = capsys.readouterr()
+    out = capsys.readouterr().out
     assert "adding" in out and mnist.parts[-3] not in out
-    assert "1 committed reference records" in err and "--runs" in err
-    assert main(["report", "--runs", "results/runs/sanity"]) == 0
-    assert mnist.parts[-3] in capsys.readouterr().out
+    assert main(["report", "--runs", "results/tables/sanity-full/records"]) == 0
+    out = capsys.readouterr().out
+    assert mnist.parts[-3] in out and "adding" not in out
 
 
 def test_thread_count_flag_then_environment_then_default(monkeypatch):

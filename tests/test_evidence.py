@@ -26,12 +26,14 @@ from suite.studies import deep_hdnn, gradients, paper, sanity, tuning_quick, tun
 
 # Every entry of results/tables/, and what keeps it current. The medium tuning table and
 # the sanity table are rebuilt by tests/test_tuning_table.py and tests/test_sanity.py; their
-# records (results/tables/tuning-medium/<cell>/, results/runs/sanity/) are checked here.
+# records (results/tables/tuning-medium/records/, results/tables/sanity-full/records/) are checked
+# here. The cell table (cells-cpu) is a measurement, not built from records: its files must agree
+# and name every registered model.
 COMMITTED = {
     "smnist-quick": "paper", "adding-quick": "paper", "copy-quick": "paper",
     "tuning-quick": "tuning quick", "gradients-quick": "gradient study", "hdnn-full": "paper (b)",
     "tuning-medium": "medium tuning table",
-    "sanity.md": "sanity table", "sanity.csv": "sanity table", "figures": "sanity table (its figures/sanity/)",
+    "sanity-full": "sanity table", "cells-cpu": "cell table (tests/benchmarks/cell_table.py --out)",
 }
 PAPER = ("smnist", "adding", "copy")
 
@@ -118,7 +120,7 @@ def test_hdnn_table_is_current(tmp_path):
 
 def test_medium_tuning_table_records_are_current():
     # the cells the committed table shows (a cell being added shows once it is complete)
-    shown = [line[3:].split(":")[0] for line in (tuning_table.OUT / "tuning.md").read_text().splitlines()
+    shown = [line[3:].split(":")[0] for line in (tuning_table.OUT / "table.md").read_text().splitlines()
              if line.startswith("## ")]
     lines = []
     for cell in shown:
@@ -127,7 +129,7 @@ def test_medium_tuning_table_records_are_current():
         for arm in tuning_table.arms(cell):
             lines += [f"{cell} {arm.model} ({arm.chosen}) seed {cfg.seed}: no record of today's configuration"
                       for cfg in arm.configs if not records.is_complete(
-                          records.run_dir(arm.out, cfg.task, cfg.model, cfg.seed, resolve(cfg).hash))]
+                          records.run_dir(arm.out, cfg.task, cfg.model, cfg.seed, resolve(cfg).hash, nested=False))]
     fail_if_stale(tuning_table.OUT, lines)
 
 
@@ -160,6 +162,28 @@ def test_a_paper_table_and_its_records_go_to_one_folder_by_default():
 
     parser = argparse.ArgumentParser()
     paper_cli.add_command(parser.add_subparsers())
-    args = parser.parse_args(["paper", "smnist"])
-    assert (args.profile, args.runs) == ("quick", None)  # no --runs: the records go beside the table
+    from suite.studies import runner
+
+    for argv, where in ((["paper", "smnist"], "smnist-quick"), (["paper", "sanity"], "sanity-full"),
+                        (["paper", "tuning", "--profile", "medium"], "tuning-medium")):
+        args = parser.parse_args(argv)
+        assert args.runs is None  # no --runs: the records go beside the table
+        plan = runner.plan(runner.Request(args.table, args.profile, Path(args.out)))
+        assert plan.where == Path("results/tables") / where and plan.runs_root == plan.where / "records"
     assert paper.records_dir(Path(args.out), "smnist", "quick") == Path("results/tables/smnist-quick/records")
+
+
+def test_cell_table_files_agree_and_name_every_model():
+    import csv
+
+    from suite.analysis.site.sources import read_markdown_table
+    from suite.core.build import list_models
+
+    where = paths.TABLES / "cells-cpu"
+    with (where / "table.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert list(read_markdown_table(where / "table.md")) == [rows[0], rows[1:]], "table.md and table.csv differ"
+    measured = {row[0] for row in rows[1:]}
+    missing = [m for m in list_models() if m not in measured]
+    assert not missing, (f"{where}: no row for {missing}; rerun python -m tests.benchmarks.cell_table --threads 1 "
+                         f"--out results/tables/cells-cpu")

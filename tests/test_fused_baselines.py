@@ -174,14 +174,25 @@ def test_buffers_in_use_are_never_reused(name):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_benchmark_table_lists_every_requested_model():
+def test_benchmark_table_lists_every_requested_model_and_its_site_page_equals_its_csv(tmp_path):
+    import csv
+
+    from suite.analysis.site import build_site
     from tests.benchmarks import cell_table
+    from tests.test_site import Page
 
     out = cell_table.main(["--models", "lem", "unicornn", "--rounds", "1", "--batch", "2", "--seq-len", "3",
-                           "--hidden", "4", "--variant", "unicornn:layers=1"])
+                           "--hidden", "4", "--variant", "unicornn:layers=1", "--out", str(tmp_path / "t" / "cells")])
     rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows == ["model", "lstm", "lem", "unicornn", "unicornn (layers=1)"]
     assert "| lem |" in out and "| 1.00 |" in out
+    with (tmp_path / "t" / "cells" / "table.csv").open(newline="") as f:
+        written = list(csv.reader(f))
+    assert [r[0] for r in written] == rows and written[1][2] == "1.00"
+    assert (tmp_path / "t" / "cells" / "table.md").read_text().startswith("# Cell table")
+    index = build_site(tmp_path / "site", tables=[tmp_path / "t"], runs=[])
+    page = Page((index.parent / "tables" / "t-cells-table.html").read_text())
+    assert page.tables["table"] == written
 
 
 def test_memory_benchmark_measures_every_mode_in_its_own_process():

@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 import suite
-from suite.cli import paper as paper_command
 from suite.cli.main import main
 from suite.core.build import resolve
-from suite.studies import paper
+from suite.core.registry import SuiteError
+from suite.studies import catalog, paper
+from suite.studies.catalog import Recipes
 
 
 def test_unknown_table_is_a_one_line_error(capsys):
@@ -18,12 +19,33 @@ def test_unknown_table_is_a_one_line_error(capsys):
     assert "unknown table 'smnsit'" in err and "smnist" in err and err.count("\n") == 1
 
 
-def test_every_table_has_both_profiles_and_a_cost():
-    for name, table in paper.TABLES.items():
-        full = table.full.names() if isinstance(table.full, paper.RecipeProfile) else table.full.cells
-        assert table.quick.cells and full and table.cost, name
-    for name, spec in paper_command.DELEGATED.items():
-        assert spec["quick"] and spec["full"] and spec["cost"], name
+def test_every_table_is_data_with_a_cost_per_profile():
+    tables = catalog.tables()
+    assert {"smnist", "adding", "copy", "sanity", "tuning", "gradients", "hdnn"} <= set(tables)
+    for name, table in tables.items():
+        assert table.profiles and all(p.cost for p in table.profiles.values()), name
+    for name, table in paper.TABLES.items():  # the paper tables: a quick profile and a full one
+        full = table.profiles["full"]
+        assert table.profiles["quick"].cells and (full.names() if isinstance(full, Recipes) else full.cells), name
+
+
+@pytest.mark.parametrize("body, message", [
+    ('title = "t"\n[profiles.quick]\nkind = "grdi"\n', "kind = 'grdi' is not a kind of table (valid: grid,"),
+    ('title = "t"\n[profiles.quick]\nkind = "hdnn"\nepochs = 5\n', "profiles.quick needs the key 'cost'"),
+    ('title = "t"\n[profiles.quick]\nkind = "hdnn"\nepochs = "5"\ncost = ""\n', "epochs = '5' must be int"),
+    ('title = "t"\n[profiles.quick]\nkind = "hdnn"\nepochs = 5\ncost = ""\nepoch = 3\n',
+     "has no key 'epoch' (valid: epochs, cost)"),
+    ('title = "t"\n[profiles.quick]\nkind = "grid"\nseeds = [0]\nsets = {}\ncost = ""\n'
+     'cells = [{ tsak = "adding" }]\n', "cells[0] has no key 'tsak' (valid: task, params)"),
+    ('title = "t"\nprofiles = 3\n', "needs a title and [profiles.<name>] tables"),
+    ("title = \"t\n", "is unreadable"),
+])
+def test_a_table_file_off_the_schema_is_one_line_naming_it(tmp_path, body, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    with pytest.raises(SuiteError) as err:
+        catalog.read_table(path)
+    assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_smnist_table_puts_published_numbers_beside_ours(mnist, tmp_path, capsys):
@@ -59,8 +81,7 @@ def test_smnist_table_puts_published_numbers_beside_ours(mnist, tmp_path, capsys
 
 def test_full_table_runs_each_recipe_and_says_what_differs(mnist, tmp_path):
     tiny = ["epochs=0.01", "task.n_train=640", "task.pixels_per_step=49", "hidden_size=4", "probes=1"]
-    cells = paper.cell_configs(paper.TABLES["smnist"], paper.RecipeProfile(tasks=("smnist",), seeds=(0,)),
-                               tiny, ["cornn"])
+    cells = paper.cell_configs(Recipes(tasks=("smnist",), seeds=(0,), cost=""), tiny, ["cornn"])
     assert {c.recipe for c in cells} == {"cornn-smnist"}
     runs = tmp_path / "runs"
     for cfg in cells:

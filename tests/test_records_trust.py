@@ -90,7 +90,7 @@ def test_the_layers_apply_in_one_order_recipe_tuned_sweep_set(tmp_path):
 def test_paper_profile_is_a_layer_under_the_command_line():
     from suite.studies.paper import TABLES, cell_configs
 
-    cfgs = cell_configs(TABLES["adding"], TABLES["adding"].quick, ["task.T=7", "lr=0.2"], ["gru"])
+    cfgs = cell_configs(TABLES["adding"].profiles["quick"], ["task.T=7", "lr=0.2"], ["gru"])
     assert {c.task_params["T"] for c in cfgs} == {"7"} and {c.lr for c in cfgs} == {0.2}
     assert cfgs[0].origins["task.T"] == "set (overrides paper profile)"
     assert cfgs[0].origins["hidden_size"] == "paper profile"

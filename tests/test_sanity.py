@@ -95,17 +95,19 @@ def test_unknown_anchor_is_one_line(capsys):
     assert main(["paper", "sanity", "--anchors", "lem-smnist,nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown anchor 'nope'" in err and len(err.strip().splitlines()) == 1
+    from suite.studies import runner
+
     with pytest.raises(SuiteError, match="unknown anchor"):
-        sanity.run_table("nope")
+        runner.cells(runner.plan(runner.Request("sanity", cells="nope")))
 
 
 def test_committed_table_is_built_from_the_committed_records():
-    committed = pd.read_csv(sanity.OUT / "sanity.csv")
+    committed = pd.read_csv(sanity.OUT / "table.csv")
     rebuilt = sanity.build_rows(list(sanity.ANCHORS), sanity.RUNS)
     assert list(rebuilt.anchor) == list(committed.anchor) and list(rebuilt.point) == list(committed.point)
     for got, want in zip(rebuilt.ours_seeds, committed.ours_seeds.fillna("")):
         want = [float(v) for v in str(want).split(";") if v]
-        assert got == pytest.approx(want), "results/tables/sanity.csv is not what the committed records give"
+        assert got == pytest.approx(want), "results/tables/sanity-full/table.csv is not what the committed records give"
     assert list(rebuilt.verdict) == list(committed.verdict)
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from suite.analysis.site import build_site
 from suite.cli.main import main
-from suite.core import paths
+from suite.studies import sanity
 
-SANITY = sorted(paths.REFERENCE_RUNS.glob("*/*/s*-*"))
+SANITY = sorted(sanity.RUNS.glob("*/*/s*-*"))
 
 
 class Page(HTMLParser):
@@ -62,8 +62,8 @@ def small_site(tmp_path: Path) -> tuple[Path, Path]:
     tables, runs = tmp_path / "tables", tmp_path / "runs" / "sanity"
     folder = tables / "demo-quick"
     for run in SANITY[:2]:
-        shutil.copytree(run, folder / "records" / run.relative_to(paths.REFERENCE_RUNS))
-    shutil.copytree(SANITY[-1], runs / SANITY[-1].relative_to(paths.REFERENCE_RUNS))
+        shutil.copytree(run, folder / "records" / run.relative_to(sanity.RUNS))
+    shutil.copytree(SANITY[-1], runs / SANITY[-1].relative_to(sanity.RUNS))
     rows = [["task", "variant", "model", "ours"]] + [[r.parts[-3], "T=784", r.parts[-2], f"9{i}.5 ± 0.1"]
                                                         for i, r in enumerate(SANITY[:2])]
     with (folder / "table.csv").open("w", newline="") as f:
@@ -73,7 +73,7 @@ def small_site(tmp_path: Path) -> tuple[Path, Path]:
     fig = plt.figure(figsize=(2, 1))
     fig.savefig(folder / "figures" / "curves.png")
     plt.close(fig)
-    shutil.copyfile(paths.TABLES / "sanity.csv", tables / "sanity.csv")
+    shutil.copyfile(sanity.OUT / "table.csv", tables / "sanity.csv")
     index = build_site(tmp_path / "site", tables=[tables], runs=[runs])
     return index, folder / "table.csv"
 
@@ -100,10 +100,10 @@ def test_a_tables_page_equals_its_csv(site):
         expected = list(csv.reader(f))
     page = Page((index.parent / "tables" / "tables-demo-quick-table.html").read_text())
     assert page.tables["table"] == expected
-    sanity = Page((index.parent / "tables" / "tables-sanity.html").read_text())
-    with (paths.TABLES / "sanity.csv").open(newline="") as f:
-        assert sanity.tables["table"] == list(csv.reader(f))
-    assert len(sanity.tables["runs"]) == 2  # the header and the one reference run attached by name
+    page = Page((index.parent / "tables" / "tables-sanity.html").read_text())
+    with (sanity.OUT / "table.csv").open(newline="") as f:
+        assert page.tables["table"] == list(csv.reader(f))
+    assert len(page.tables["runs"]) == 2  # the header and the one reference run attached by name
 
 
 def test_a_model_links_to_its_run_and_the_run_page_says_where_values_came_from(site):
@@ -185,8 +185,8 @@ def test_every_page_loads_in_chromium_without_console_errors(browser, built):
 
 def test_a_table_in_chromium_equals_its_csv_and_sorts(browser, built):
     index, source = built
-    if source is None:  # the full site: the sanity table, built from results/tables/sanity.csv
-        source, page = paths.TABLES / "sanity.csv", index.parent / "tables" / "tables-sanity.html"
+    if source is None:  # the full site: the sanity table, built from results/tables/sanity-full/table.csv
+        source, page = sanity.OUT / "table.csv", index.parent / "tables" / "tables-sanity-full-table.html"
     else:
         page = index.parent / "tables" / "tables-demo-quick-table.html"
     with source.open(newline="") as f:

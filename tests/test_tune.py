@@ -129,7 +129,7 @@ def test_resume_adds_exactly_the_missing_trials(tmp_path, tuned_dir, capsys):
 def test_two_workers_on_one_journal_make_n_distinct_trials(tmp_path):
     out = tmp_path / "tuning"
     assert tune(out, "--trials", "4", "--workers", "2") == 0
-    journal = out / "adding-gru.journal"
+    journal = out / "adding-gru" / "study.journal"
     assert journal.exists() and not (out / "optuna.db").exists()  # SQLite is not for parallel writers
     trials = load(f"journal:{journal}").get_trials()
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
@@ -164,7 +164,8 @@ def test_evaluation_leaves_a_seed_another_worker_runs_and_runs_the_rest(tmp_path
     definition = tune_mod.study_definition(spec)
     summary = json.loads((out / "adding-gru" / "study.json").read_text())
     held_cfg = run_config("adding", "gru", [*TINY_SETS, "seed=1"])
-    held_dir = records.run_dir(out / "adding-gru" / "heuristic", "adding", "gru", 1, resolve(held_cfg).hash)
+    held_dir = records.run_dir(out / "adding-gru" / "heuristic", "adding", "gru", 1, resolve(held_cfg).hash,
+                               nested=False)
     shutil.rmtree(held_dir)  # as if its run had not finished yet: another worker holds it
     capsys.readouterr()
     with Claim.acquire(held_dir):
@@ -302,7 +303,7 @@ def test_report_puts_heuristic_against_tuned(tmp_path, capsys):
     out = tmp_path / "tuning"
     assert main(["tune", *TINY, "--trials", "2", "--out", str(out), "--eval-seeds", "3"]) == 0
     study = json.loads((out / "adding-gru" / "study.json").read_text())
-    tuned_runs = list(records.iter_records(out / "adding-gru" / "optuna"))
+    tuned_runs = [r for d in (out / "adding-gru").glob("optuna-trial-*") for r in records.iter_records(d)]
     untuned_runs = list(records.iter_records(out / "adding-gru" / "heuristic"))
     assert sorted(r["seed"] for _, r in tuned_runs) == [1, 2, 3]  # never the tuning seed 0
     assert all(r["config"]["lr"] == study["best"]["params"]["lr"] for _, r in tuned_runs)

@@ -5,6 +5,7 @@ input is one line. About a minute."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -14,6 +15,7 @@ import torch
 
 from suite.cli.main import main
 from suite.studies import tuning_table, tuning_verdict
+from suite.studies.catalog import TuningCell
 from suite.tuning import study, tune
 
 TINY = ("task.T=6", "hidden_size=8", "batch_size=16", "steps=20", "eval_every=10", "task.n_val=50",
@@ -23,11 +25,12 @@ TINY = ("task.T=6", "hidden_size=8", "batch_size=16", "steps=20", "eval_every=10
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    cell = tuning_table.Cell(task="adding", sets=TINY, target=0.2, recipes=("cornn-adding-T100",),
-                             budget_note="tiny, for the test")
+    cell = TuningCell(task="adding", sets=TINY, target=0.2, recipes=("cornn-adding-T100",),
+                      budget_note="tiny, for the test")
     monkeypatch.setattr(tuning_table, "CELLS", {"tiny": cell})
     monkeypatch.setattr(tuning_verdict, "CELLS", {"tiny": cell})
-    profile = tuning_table.Profile(trials=2, lr_trials=2, eval_seeds=3, dt_grid=(0.05, 0.5))
+    profile = dataclasses.replace(tuning_table.PROFILE, trials=2, lr_trials=2, eval_seeds=3, dt_grid=(0.05, 0.5),
+                                  cells={"tiny": cell}, tuned_models=("gru",))
     monkeypatch.setattr(tuning_table, "PROFILE", profile)
     monkeypatch.setattr(tuning_verdict, "PROFILE", profile)
     monkeypatch.setattr(tuning_table, "TUNED_MODELS", ("gru",))
@@ -59,7 +62,7 @@ def test_lr_only_study_fixes_every_other_searched_key():
 
 def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, capsys):
     assert tuning_verdict.run_table(None, out=tiny) == 0
-    frame = pd.read_csv(tiny / "tuning.csv")
+    frame = pd.read_csv(tiny / "table.csv")
     expected = {("hrnn", "heuristic"), ("hrnn", "heuristic Δt, Optuna lr (2 trials)"), ("hdnn-h2", "heuristic"),
                 ("gru", "defaults"), ("gru", "Optuna (2 trials)"), ("cornn", "authors' recipe cornn-adding-T100"),
                 ("hrnn", "fixed Δt = 0.05"), ("hrnn", "fixed Δt = 0.5")}
@@ -72,12 +75,12 @@ def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, caps
     check_verdicts(frame)
     tuned = frame[frame.chosen.str.startswith("Optuna")].iloc[0]
     assert tuned.choose_s > 0  # trial compute is counted
-    text = (tiny / "tuning.md").read_text()
+    text = (tiny / "table.md").read_text()
     assert "## tiny: adding" in text and "Regret of the heuristic: its Δt =" in text
     assert (tiny / "figures" / "regret_tiny.png").is_file()
 
     # a rerun from a fresh clone (no Optuna database, no checkpoints): nothing is trained again
-    journals = list((tiny / "tiny").glob("*.journal"))
+    journals = list((tiny / "records").glob("*/study.journal"))
     assert len(journals) == 2  # one per study
     for path in journals:
         path.unlink()
@@ -89,7 +92,7 @@ def test_table_runs_every_arm_and_a_rerun_trains_nothing(tiny, monkeypatch, caps
     out = capsys.readouterr().out
     assert "searching" not in out and "\n[1/3]" not in out  # no study searched, no cell line printed
     assert {p: p.stat().st_mtime_ns for p in tiny.rglob("record.json")} == before
-    again = pd.read_csv(tiny / "tuning.csv")
+    again = pd.read_csv(tiny / "table.csv")
     pd.testing.assert_frame_equal(frame.drop(columns=["run_s", "total_s"]), again.drop(columns=["run_s", "total_s"]))
 
 
@@ -114,11 +117,16 @@ def check_verdicts(frame: pd.DataFrame) -> None:
 
 def test_bad_input_is_one_line(capsys):
     assert main(["paper", "smnist", "--profile", "medium"]) == 2
-    assert "profile 'medium' exists for the table 'tuning' only" in capsys.readouterr().err
+    assert "table 'smnist' has no profile 'medium' (valid: quick, full)" in capsys.readouterr().err
     assert main(["paper", "tuning", "--profile", "medium", "--cells", "adding-T7"]) == 2
     assert "unknown cell 'adding-T7'" in capsys.readouterr().err
     assert main(["paper", "adding", "--cells", "adding-T100"]) == 2
-    assert "--cells names cells of the medium tuning table" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "table 'adding' (quick profile, grid) takes no --cells (it takes --models, --set, --runs, --launcher)" in err
+    assert main(["paper", "tuning", "--profile", "medium", "--models", "gru"]) == 2
+    assert "takes no --models (it takes --cells)" in capsys.readouterr().err
+    assert main(["paper", "hdnn", "--launcher", "local"]) == 2
+    assert "takes no --launcher (it takes no option beyond --out and --data-dir)" in capsys.readouterr().err
 
 
 def test_missing_study_shows_as_not_run(tiny):
@@ -129,11 +137,13 @@ def test_missing_study_shows_as_not_run(tiny):
 
 def test_a_cell_splits_between_processes(tiny):
     """``only``: one study, or the plain runs, so that several processes share a cell."""
+    records = tiny / tuning_table.RECORDS
     assert tuning_table.run_cell("tiny", tiny, only="runs") == 0
-    assert not list((tiny / "tiny").glob("*.journal"))  # no study touched
-    assert len(list((tiny / "tiny" / "runs").rglob("record.json"))) == 3 * 2  # hdnn-h2 and the recipe
+    assert not list(records.glob("*/study.journal"))  # no study touched
+    plain = [p.parent.parent.name for p in (records / "tiny").rglob("record.json")]
+    assert sorted(plain) == ["cornn"] * 3 + ["hdnn-h2"] * 3 + ["hrnn-dt0.05"] * 3 + ["hrnn-dt0.5"] * 3
     assert tuning_table.run_cell("tiny", tiny, only="tiny-gru") == 0
-    assert [p.name for p in (tiny / "tiny").glob("*.journal")] == ["tiny-gru.journal"]
+    assert [p.parent.name for p in records.glob("*/study.journal")] == ["tiny-gru"]
 
 
 def test_committed_medium_table_is_what_its_committed_records_give(tmp_path):
@@ -142,22 +152,22 @@ def test_committed_medium_table_is_what_its_committed_records_give(tmp_path):
     import shutil
 
     committed = tuning_table.OUT
-    if not (committed / "tuning.md").is_file():
+    if not (committed / "table.md").is_file():
         pytest.skip("no committed medium tuning table in this checkout")
     copy = tmp_path / "tuning-medium"
     shutil.copytree(committed, copy, ignore=shutil.ignore_patterns("*.png", "*.journal", ".*"))
     tuning_verdict.write_table(list(tuning_table.CELLS), copy)
-    for name in ("tuning.md", tuning_verdict.IN_PROGRESS):
+    for name in ("table.md", tuning_verdict.IN_PROGRESS):
         assert (copy / name).is_file() == (committed / name).is_file(), name
         if (committed / name).is_file():
             assert (copy / name).read_text() == (committed / name).read_text(), name
-    sections = (committed / "tuning.md").read_text().split("## ")
+    sections = (committed / "table.md").read_text().split("## ")
     running = (committed / tuning_verdict.IN_PROGRESS)
     in_progress = running.read_text().split("## ")[1:] if running.is_file() else []
     # the header, then one section per cell: each cell in exactly one of the two files
     assert len(sections) - 1 + len(in_progress) == len(tuning_table.CELLS)
     assert all("not run yet" not in section and "not measured yet" not in section
-               for section in sections[1:])  # every cell of tuning.md complete: each row and the regret line
+               for section in sections[1:])  # every cell of table.md complete: each row and the regret line
 
 
 @pytest.mark.parametrize("name", list(tuning_table.CELLS))

@@ -30,19 +30,14 @@ from suite.core.config import flatten
 from suite.core.registry import SuiteError
 
 
-def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] | None = None,
-              exclude: Path | None = None) -> pd.DataFrame:
+def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] | None = None) -> pd.DataFrame:
     """One row per finished run; with ``tasks``, of those tasks only; with ``hashes``, only
     the runs of those configurations (how many of the tasks' runs were left out is in
-    ``.attrs["left_out"]``); with ``exclude``, none of the records under that folder (how
-    many in ``.attrs["excluded"]``). A record that cannot be read, of a schema version this
-    suite does not know, or without a field the table needs is skipped with a warning
-    naming it; none left is an error."""
-    rows, left_out, skipped, excluded = [], 0, [], 0
+    ``.attrs["left_out"]``). A record that cannot be read, of a schema version this suite
+    does not know, or without a field the table needs is skipped with a warning naming it;
+    none left is an error."""
+    rows, left_out, skipped = [], 0, []
     for path, rec in records.iter_records(root, skipped):
-        if exclude is not None and Path(path).resolve().is_relative_to(Path(exclude).resolve()):
-            excluded += 1
-            continue
         if tasks is not None and rec["task"] not in tasks:
             continue
         if hashes is not None and rec["config_hash"] not in hashes:
@@ -61,10 +56,9 @@ def load_runs(root: str | Path, hashes: set[str] | None = None, tasks: set[str] 
     if not rows:
         if skipped:
             raise SuiteError(f"no usable run records under {root}: all {len(skipped)} found were skipped (named above)")
-        also = f" besides the {excluded} under {exclude}, read only when named (--runs {exclude})" if excluded else ""
-        raise SuiteError(f"no run records under {root}{also} (run `rnnsuite run ... --out {root}` first)")
+        raise SuiteError(f"no run records under {root} (run `rnnsuite run ... --out {root}` first)")
     runs = _one_record_per_seed(_label_settings(pd.DataFrame(rows)))
-    runs.attrs["left_out"], runs.attrs["excluded"] = left_out, excluded
+    runs.attrs["left_out"] = left_out
     return runs
 
 

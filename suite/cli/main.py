@@ -251,14 +251,10 @@ def cmd_report(args) -> int:
         return tune_report.write_report(args.runs or TUNING_OUT, args.format, args.out)
     if args.out:
         check_writable(args.out, create=False)  # before the table is printed: one line, not a half-done report
-    # the committed reference records inside the checkout's results/runs are read only when named
-    runs = report.load_runs(args.runs or DEFAULT_OUT, exclude=None if args.runs else paths.REFERENCE_RUNS)
+    runs = report.load_runs(args.runs or DEFAULT_OUT)  # the committed tables' records only when named
     table = report.format_table(report.summarize(runs))
     text = report.render(table, args.format)
     print(text)
-    if runs.attrs.get("excluded"):
-        print(f"({runs.attrs['excluded']} committed reference records under {paths.REFERENCE_RUNS} left out: "
-              f"--runs names them)", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         ext = {"md": "md", "csv": "csv", "latex": "tex"}[args.format]

@@ -28,7 +28,7 @@ def add_command(sub) -> None:
                         "batch_size=int:16:128, optimizer=categorical:adam,rmsprop")
     p.add_argument("--storage", default=None, metavar="URL",
                    help=f"sqlite:///path.db, postgresql+psycopg://user:pw@host:5432/db or journal:PATH "
-                        f"(default: sqlite:///{DEFAULT_OUT}/optuna.db; journal:{DEFAULT_OUT}/<study>.journal "
+                        f"(default: sqlite:///{DEFAULT_OUT}/optuna.db; journal:{DEFAULT_OUT}/<study>/study.journal "
                         f"with --workers > 1)")
     p.add_argument("--study", default=None, help="study name (default <task>-<model>)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")

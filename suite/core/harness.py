@@ -54,7 +54,8 @@ from suite.core.spec import Task
 
 def run(config: RunConfig | Resolved, *, out: str | Path | None = None, overwrite: bool = False,
         quiet: bool = False, data_dir: str | None = None, checkpoint_every: int = 500,
-        on_eval: Callable[[int, float], None] | None = None, launcher: dict | None = None) -> dict:
+        on_eval: Callable[[int, float], None] | None = None, launcher: dict | None = None,
+        nested: bool = True) -> dict:
     """Run one experiment and return its record; write it under ``out`` when given.
 
     With ``out`` set: a finished record of the same configuration is not rerun (its
@@ -68,7 +69,8 @@ def run(config: RunConfig | Resolved, *, out: str | Path | None = None, overwrit
     headline metric (the tuner reports to its pruner there); an exception it raises
     ends the run and propagates, and no record is written. ``launcher`` (what placed
     the run: a cluster job's ids and node, :mod:`suite.cli.launch`) is stored as the
-    record's ``launcher`` entry.
+    record's ``launcher`` entry. ``nested``: the record's folder under ``out``
+    (:func:`suite.core.records.run_dir`).
     """
     if checkpoint_every < 0:
         raise SuiteError(f"--checkpoint-every {checkpoint_every} must be >= 0 (0: never checkpoint)")
@@ -80,7 +82,7 @@ def run(config: RunConfig | Resolved, *, out: str | Path | None = None, overwrit
     if out is None:
         record, _ = _train(resolved, task, quiet=quiet, on_eval=on_eval)
         return {**record, "outcome": "ran"}
-    target_dir = records.run_dir(out, cfg["task"], cfg["model"], cfg["seed"], resolved.hash)
+    target_dir = records.run_dir(out, cfg["task"], cfg["model"], cfg["seed"], resolved.hash, nested=nested)
     if records.is_complete(target_dir) and not overwrite:
         return _finished(target_dir)
     task.batch("val", 0, 1, seed=0)  # missing data is an error before any file exists

@@ -20,9 +20,7 @@ ANCHORS = REFERENCE / "anchors"
 TABLES = CHECKOUT / "results" / "tables"  # committed tables, each beside its records
 TUNED_FILES = CHECKOUT / "baselines" / "tuned"  # tuned files published by `tune --publish`
 PRESETS = CHECKOUT / "suite" / "presets"  # sweep files shipped with the suite (`--config demo`)
-# the sanity table's committed records: read by `report` only when named (`--runs`), never
-# mixed into a user's own results/runs when the command runs in the checkout
-REFERENCE_RUNS = CHECKOUT / "results" / "runs" / "sanity"
+EXPERIMENTS = CHECKOUT / "suite" / "experiments"  # every table as data (suite/studies/catalog.py)
 
 # a user's own output, relative to the working directory
 RUNS = "results/runs"  # `run`, `sweep`, and `report` by default

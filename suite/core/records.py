@@ -70,8 +70,12 @@ class DiskError(SuiteError):
     """A write that failed for a reason of the disk (full, read-only, a file in the way)."""
 
 
-def run_dir(root: str | os.PathLike, task: str, model: str, seed: int, chash: str) -> Path:
-    return Path(root) / task / model / f"s{seed}-{chash[:10]}"
+def run_dir(root: str | os.PathLike, task: str, model: str, seed: int, chash: str, *, nested: bool = True) -> Path:
+    """A run's folder: ``<root>/<task>/<model>/s<seed>-<hash>``, or with ``nested=False``
+    ``<root>/s<seed>-<hash>``, for a folder whose runs share their task and model (a
+    study's arm, a table's cell): the hash tells its runs apart either way."""
+    leaf = f"s{seed}-{chash[:10]}"
+    return Path(root) / task / model / leaf if nested else Path(root) / leaf
 
 
 def checkpoint_path(path: Path) -> Path:

@@ -6,8 +6,8 @@
 outside the hashed configuration: the thread count changes the time, not the experiment.
 
 Why one thread by default: measured on the shared 2-core machine (docs/usage.md, "Threads"), a
-training step on two threads was 5–31 times slower than on one while other work ran
-(the two threads wait on each other), and at most 1.6 times faster when it was idle.
+training step on two threads was 2.4–31 times slower than on one while other work ran
+(the two threads wait on each other), and 1.1–1.6 times faster when it was idle.
 """
 
 from __future__ import annotations

@@ -345,6 +345,25 @@ def write(recs: list[dict], out: Path, *, draw: bool = True) -> None:
         hdnn_report.plot_sensitivity(sens, out / "figures" / "sensitivity.png")
 
 
+def build(out: Path, *, epochs: int = EPOCHS, t_end: float = T_END, networks=NETWORKS, datasets=DATASETS,
+          seed: int = 0) -> Path:
+    """Train every network (finished records are skipped) and write the table under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 4×4 matrices: more threads only add synchronization
+    try:
+        start = time.perf_counter()
+        recs = run_all(out / "records", networks=list(networks), epochs=epochs, datasets=list(datasets), seed=seed,
+                       t_end=t_end)
+        write(recs, out)
+    finally:
+        torch.set_num_threads(threads)
+    print((out / "table.md").read_text())
+    print(f"wrote {out}/table.md, table.csv, sensitivity.csv, figures/sensitivity.png and records/ "
+          f"in {time.perf_counter() - start:.0f} s")
+    return out / "table.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/hdnn")
@@ -354,20 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 4×4 matrices: more threads only add synchronization
-    try:
-        start = time.perf_counter()
-        recs = run_all(out / "records", networks=args.networks.split(","), epochs=args.epochs,
-                       datasets=args.datasets.split(","), seed=args.seed, t_end=args.t_end)
-        write(recs, out)
-    finally:
-        torch.set_num_threads(threads)
-    print((out / "table.md").read_text())
-    print(f"wrote {out}/table.md, table.csv, sensitivity.csv, figures/sensitivity.png and records/ "
-          f"in {time.perf_counter() - start:.0f} s")
+    build(Path(args.out), epochs=args.epochs, t_end=args.t_end, networks=args.networks.split(","),
+          datasets=args.datasets.split(","), seed=args.seed)
     return 0
 
 

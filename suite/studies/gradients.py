@@ -46,20 +46,17 @@ from suite.core.config import RunConfig
 from suite.core.harness import run
 from suite.core.registry import MODELS, TASKS, SuiteError
 from suite.hamiltonian.heuristic import classify, deviation, heuristic_dt, step_size_field
+from suite.studies import catalog
 
 DEFAULT_OUT = paths.GRADIENTS
 RECORDS = "records"  # the harness records, under --out
 HDNN_CELLS = ("hdnn-h1-j1", "hdnn-h1-j2", "hdnn-h2", "hdnn-ms1", "hdnn-ms2", "hdnn-ms3")
 CONTRAST = ("antisymmetric", "lstm", "gru")
 MNIST_TASKS = ("smnist", "psmnist")
-PROFILES = {
-    # quick: CPU, a few minutes on two cores; full: the study of docs/gradient-study.md
-    "quick": {"tasks": "adding:100,adding:1000,psmnist:196", "models": ",".join(("hrnn", *HDNN_CELLS, *CONTRAST)),
-              "dts": "1e-2:1:2", "train_steps": 20, "hidden_size": 32, "batch_size": 16, "probe_batch": 4},
-    "full": {"tasks": "adding:100,adding:1000,adding:10000,psmnist:784",
-             "models": ",".join(("hrnn", *HDNN_CELLS, *CONTRAST)),
-             "dts": "1e-4:1:2", "train_steps": 200, "hidden_size": 64, "batch_size": 32, "probe_batch": 8},
-}
+# quick: CPU, a few minutes on two cores; full: the study of docs/gradient-study.md
+# (suite/experiments/gradients.toml: the defaults of `rnnsuite gradients --profile NAME`)
+PROFILES = {name: {k: v for k, v in dataclasses.asdict(p).items() if k != "cost"}
+            for name, p in catalog.table("gradients").profiles.items()}
 
 
 # -- parsing ---------------------------------------------------------------------------------------

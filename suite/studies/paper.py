@@ -8,11 +8,11 @@ run resumes from its checkpoint, so rerunning a command completes its table. A t
 and its evidence live together: ``results/tables/<table>-<profile>/`` holds ``table.md``,
 ``table.csv``, ``table.tex``, ``figures/`` and the records, ``records/<task>/<model>/s<seed>-<hash>/``.
 
-Profiles:
+Profiles (data: ``suite/experiments/<table>.toml``, read by :mod:`suite.studies.catalog`):
 - ``quick``: CPU, minutes; reduced sequence lengths, widths and budgets. Its tables are
   labelled NOT COMPARABLE with the papers: they show the pipeline and gross failures.
 - ``full``: the papers' settings and budgets (sequence lengths, epochs); meant for a
-  GPU (hours). Costs are listed in ``TABLES`` and in docs/tables.md.
+  GPU (hours). Each profile's ``cost`` says what it takes, as does docs/tables.md.
 
 Ours is the test metric as mean ± std over seeds, beside the published number of the
 same width from the recipes (``results/reference/recipes``, :mod:`suite.core.recipes`) and
@@ -23,7 +23,6 @@ published number with that number's own recipe (:mod:`suite.studies.paper_recipe
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -34,91 +33,36 @@ from suite.core import records
 from suite.core.build import list_models, resolve
 from suite.core.configure import make_config
 from suite.core.records import write_text_atomic
-from suite.studies.paper_recipes import RecipeProfile, recipe_cells, recipe_table, reference_for
+from suite.studies import catalog
+from suite.studies.catalog import Grid, Recipes, Table
+from suite.studies.paper_recipes import recipe_cells, recipe_table, reference_for
+
+# the tables whose cells are harness runs of every model (grid) or of published recipes
+TABLES: dict[str, Table] = {name: table for name, table in catalog.tables().items()
+                            if all(isinstance(p, (Grid, Recipes)) for p in table.profiles.values())}
 
 
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    """Every registered model runs every (task, params) cell with every seed."""
-
-    cells: tuple[tuple[str, dict], ...]  # (task, task params) per column group
-    sets: dict  # run keys for every cell
-    seeds: tuple[int, ...] = (0, 1, 2)
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    title: str
-    quick: Profile
-    full: Profile
-    cost: str  # what a run of each profile costs, as measured or estimated
-    compare_published: bool = True
-
-
-TABLES: dict[str, Table] = {
-    "smnist": Table(
-        title="Sequential and permuted sequential MNIST: test accuracy",
-        quick=Profile(
-            cells=(("smnist", {"pixels_per_step": 16, "n_train": 10000}),
-                   ("psmnist", {"pixels_per_step": 16, "n_train": 10000})),
-            sets={"hidden_size": 64, "batch_size": 64, "steps": 300, "eval_every": 100, "lr": 0.005,
-                  "probes": 1},
-            seeds=(0, 1)),
-        full=RecipeProfile(tasks=("smnist", "psmnist")),
-        cost="quick: 4 CPU-minutes (measured 2026-12-05: 247 CPU-seconds, T = 49, 300 steps, 17 models). "
-             "full: every sMNIST and psMNIST recipe (results/reference/recipes) at its published budget "
-             "(70-2600 epochs) × 3 seeds; "
-             "GPU-days in all; not feasible on CPU.",
-    ),
-    "adding": Table(
-        title="Adding problem: validation MSE against training steps, test MSE at the end",
-        quick=Profile(
-            cells=tuple(("adding", {"T": T}) for T in (50, 100, 200)),
-            sets={"hidden_size": 32, "batch_size": 50, "steps": 400, "eval_every": 100, "lr": 0.005,
-                  "probes": 1},
-            seeds=(0, 1)),
-        full=RecipeProfile(tasks=("adding",)),
-        cost="quick: 8 CPU-minutes (measured 2026-12-05: 485 CPU-seconds, 17 models). "
-             "full: every adding recipe at its published budget (30k steps at T = 2000-10000 for LEM) × 3 seeds; "
-             "hours per recipe on one GPU.",
-    ),
-    "copy": Table(
-        title="Copy task: test cross-entropy against the memoryless baseline",
-        quick=Profile(
-            cells=tuple(("copy", {"T": T}) for T in (10, 20, 50)),
-            sets={"hidden_size": 32, "batch_size": 50, "steps": 400, "eval_every": 100, "lr": 0.005,
-                  "probes": 1},
-            seeds=(0, 1)),
-        full=Profile(
-            cells=tuple(("copy", {"T": T}) for T in (100, 500, 1000)),
-            sets={"hidden_size": 128, "batch_size": 128, "steps": 10000, "eval_every": 250, "probes": 3},
-            seeds=(0, 1, 2)),
-        cost="quick: 5 CPU-minutes (measured 2026-12-05: 282 CPU-seconds, 17 models). "
-             "full: 10k steps at T up to 1000, 3 seeds; about an hour per model on one GPU.",
-        compare_published=False,
-    ),
-}
-
-
-def cell_configs(table: Table, profile: Profile | RecipeProfile, extra_sets: list[str], models: list[str] | None):
-    if isinstance(profile, RecipeProfile):
+def cell_configs(profile: Grid | Recipes, extra_sets: list[str], models: list[str] | None):
+    """The profile's cells as configurations, ``extra_sets`` (``--set``) over them."""
+    if isinstance(profile, Recipes):
         return recipe_cells(profile, extra_sets, models)
     names = models or list_models()
     configs = []
-    for task, params in profile.cells:
+    for cell in profile.cells:
         for model in names:
             for seed in profile.seeds:
                 sets = [f"{k}={v}" for k, v in profile.sets.items()]
-                sets += [f"task.{k}={v}" for k, v in params.items()]
+                sets += [f"task.{k}={v}" for k, v in cell.params.items()]
                 # the profile is a layer under --set, as a sweep file is
-                configs.append(make_config(task, model, seed, list(extra_sets), None, sweep=("paper profile", sets)))
+                configs.append(make_config(cell.task, model, seed, list(extra_sets), None,
+                                           sweep=("paper profile", sets)))
     return configs
 
 
 def build_table(name: str, runs: pd.DataFrame, profile_name: str) -> pd.DataFrame:
     """Ours beside the published number at the same width; from records via report.summarize."""
     table = TABLES[name]
-    if isinstance(getattr(table, profile_name), RecipeProfile):
+    if isinstance(table.profiles[profile_name], Recipes):
         return recipe_table(runs)
     summary = report.summarize(runs)
     widths = {(r.task, r.model): records.load_record(Path(r.path))["config"]["hidden_size"] for r in runs.itertuples()}
@@ -161,8 +105,8 @@ def write_table(name: str, profile_name: str, runs_root: Path, out: Path,
     (``table.md``, ``.csv``, ``.tex``, ``figures/``; adding: ``curves.csv``); with ``hashes``,
     only the records of those configurations, so a record left by an older setting or
     default never mixes into a cell's mean."""
-    profile = getattr(TABLES[name], profile_name)
-    cells = set(profile.tasks) if isinstance(profile, RecipeProfile) else {task for task, _ in profile.cells}
+    profile = TABLES[name].profiles[profile_name]
+    cells = set(profile.tasks) if isinstance(profile, Recipes) else {cell.task for cell in profile.cells}
     runs = report.load_runs(runs_root, hashes, tasks=cells)
     if runs.attrs["left_out"]:
         print(f"{runs.attrs['left_out']} record(s) under {runs_root} from other configurations left out of the table")
@@ -191,9 +135,8 @@ def cell_name(task: str, params: dict, model: str, seed: int) -> str:
 def today_cells(name: str, profile_name: str, only: set[str] | None = None) -> dict[str, tuple[dict, str]]:
     """Every cell of the table for every registered model (or the cells named in ``only``),
     as today's code resolves it: cell name -> (configuration, hash)."""
-    table = TABLES[name]
     out = {}
-    for cfg in cell_configs(table, getattr(table, profile_name), [], None):
+    for cfg in cell_configs(TABLES[name].profiles[profile_name], [], None):
         cell = cell_name(cfg.task, cfg.task_params, cfg.model, cfg.seed)
         if only is None or cell in only:
             resolved = resolve(cfg)
@@ -204,9 +147,9 @@ def today_cells(name: str, profile_name: str, only: set[str] | None = None) -> d
 def record_cell(name: str, profile_name: str, rec: dict) -> str:
     """The cell a record belongs to: its task, the profile's task parameters it matches, model, seed."""
     config = rec["config"]
-    for task, params in getattr(TABLES[name], profile_name).cells:
-        if task == config["task"] and all(config["task_params"].get(k) == v for k, v in params.items()):
-            return cell_name(task, params, config["model"], config["seed"])
+    for cell in TABLES[name].profiles[profile_name].cells:
+        if cell.task == config["task"] and all(config["task_params"].get(k) == v for k, v in cell.params.items()):
+            return cell_name(cell.task, cell.params, config["model"], config["seed"])
     return cell_name(config["task"], config["task_params"], config["model"], config["seed"])
 
 

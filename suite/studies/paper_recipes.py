@@ -10,7 +10,6 @@ a difference means something only beside those.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -21,18 +20,8 @@ from suite.core import records
 from suite.core.recipes import get_recipe, load_recipes, overridden, recipe_config
 
 
-@dataclasses.dataclass(frozen=True)
-class RecipeProfile:
-    """Every recipe whose task is one of ``tasks``, each with every seed."""
-
-    tasks: tuple[str, ...]
-    seeds: tuple[int, ...] = (0, 1, 2)
-
-    def names(self) -> list[str]:
-        return [n for n, r in load_recipes().items() if r.task in self.tasks]
-
-
-def recipe_cells(profile: RecipeProfile, extra_sets: list[str], models: list[str] | None):
+def recipe_cells(profile, extra_sets: list[str], models: list[str] | None):
+    """Every recipe of the profile (:class:`suite.studies.catalog.Recipes`) with every seed."""
     names = [n for n in profile.names() if models is None or get_recipe(n).model in models]
     return [recipe_config(n, extra_sets, seed=seed) for n in names for seed in profile.seeds]
 

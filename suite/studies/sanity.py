@@ -22,13 +22,14 @@ nearest an accuracy anchor's iteration point); a row
 passes within two of those, and never with a tolerance below ``FLOOR`` (the logs round
 to 0.01 pp, and our validation images are not the authors').
 
-Runs are ordinary records under ``results/runs/sanity`` (``rnnsuite report`` reads
-them); finished cells are skipped and a killed run resumes from its checkpoint.
+The table is ``results/tables/sanity-full/`` (``table.md``, ``table.csv``, ``figures/``)
+and its runs are ordinary records beside it, ``records/<task>/<model>/s<seed>-<hash>/``
+(``rnnsuite report --runs`` reads them); finished cells are skipped and a killed run
+resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -37,70 +38,20 @@ import pandas as pd
 from suite.analysis import plotting
 from suite.core import paths, records
 from suite.core.build import resolve
-from suite.core.cells import run_cells
 from suite.core.recipes import get_recipe, recipe_config
-from suite.core.records import check_writable, write_text_atomic
+from suite.core.records import write_text_atomic
 from suite.core.registry import SuiteError
+from suite.studies import catalog
+from suite.studies.catalog import Anchor
 
 ANCHORS_DIR = paths.ANCHORS
-RUNS = paths.CHECKOUT / "results" / "runs" / "sanity"
-OUT = paths.TABLES
-REFERENCE = "lem-smnist"  # the anchor run with 3 seeds: its spread sets the other epoch anchors' tolerance
-FLOOR = 1.0  # percentage points: the smallest tolerance of an accuracy row
-
-
-@dataclasses.dataclass(frozen=True)
-class Anchor:
-    """An authors' log and the budget we run of it: the first ``points`` logged points."""
-
-    points: int
-    seeds: tuple[int, ...] = (0,)
-    note: str = ""  # what we found out about a failing row
-    # an anchor logged by iteration with fewer than 3 seeds borrows the reference's σ at
-    # the epoch nearest its point (point / iterations_per_epoch, rounded)
-    iterations_per_epoch: int | None = None
-    # an MSE anchor whose authors evaluated on this many random sequences per point (fresh
-    # ones each time): the sampling error of the estimate joins the tolerance, theirs and
-    # that of our fixed validation set (the same for every seed, so not in our σ)
-    eval_samples: int | None = None
-
-
-ANCHORS: dict[str, Anchor] = {
-    "lem-smnist": Anchor(points=3, seeds=(0, 1, 2)),
-    "lem-psmnist": Anchor(points=3, seeds=(0, 1, 2), note=(
-        "seed 0 learns faster than the log at every epoch (+9.8, +4.8, +5.6 pp), seed 1 (run 2026-12-05) far "
-        "slower (21.9, 32.3, 43.9 %): at the recipe's lr 0.0073 the seeds spread by tens of points, so the sMNIST "
-        "sigma this row borrows until its third seed is run understates its spread, and the FAIL says little "
-        "either way; the log is one run of unknown seed. Checked: the log was committed "
-        "with the script whose defaults the recipe takes (28ec5df: lr 0.0073, dt 0.31, clip 1.1, batch 128, "
-        "ToTensor pixels, 57000/3000 split), and the same model passes on sMNIST with 3 seeds. Open: one seed "
-        "each side with σ borrowed from sMNIST (psMNIST at lr 0.0073 may spread more); the permutation is "
-        "torch.randperm(784) after seed 5544 under torch 2.13, not checked against the authors' torch 1.8.1; "
-        "the random validation split")),
-    "cornn-smnist": Anchor(points=3, seeds=(0, 1, 2), note=(
-        "epochs 1-2 pass, epoch 3 trails by 10 pp (one seed). Checked: the cell equals the authors' with fixed "
-        "weights (tests/test_fidelity.py), its init is theirs (one nn.Linear on [u; z; y], PyTorch's default), and "
-        "the recipe is the script's defaults (lr 0.0021, dt 0.042, gamma 2.7, eps 4.7, batch 120, no clipping, "
-        "ToTensor pixels, 57000/3000 split). The log was committed (7febe11) three minutes before the script got "
-        "its torch.manual_seed(46159) (ba26cee): the logged run's seed is unknown. Epoch 3 is the log's steepest "
-        "rise (60.4 to 82.2, then 80.8 at epoch 4), where the step at which a run leaves its plateau decides the "
-        "value; the borrowed sigma (LEM sMNIST at epoch 3, its runs near 91 % and flattening) likely understates "
-        "coRNN's spread there. Open: 3 coRNN seeds for its own sigma (about 50 min per seed here)")),
-    # ceil(57000 / 32) iterations per epoch: its evaluations fall at epochs 0.95, 1.91, 2.86
-    "indrnn-smnist": Anchor(points=3, seeds=(0, 1, 2), iterations_per_epoch=1782),
-    "unicornn-psmnist": Anchor(points=1, seeds=(0, 1, 2)),
-    # iterations 1, 101, ..., 2401; no σ to borrow; adding_task.py:55 tests on 1000 fresh sequences
-    "lem-adding-T2000": Anchor(points=25, seeds=(0, 1, 2), eval_samples=1000, note=(
-        "on the trivial plateau (about 0.17) both sides agree; the authors' run leaves it from iteration 1400 "
-        "(0.141; 0.110 at 1600) and is below 0.01 at 1900, ours (3 seeds) have not left it by 2400 (seed 0 is "
-        "dropping at the end: 0.143 at 2000, 0.111 at 2400; seeds 1 and 2 still at 0.17). Checked: the cell equals "
-        "the authors' with fixed weights (tests/test_fidelity.py), init as theirs (every cell weight and bias "
-        "U(+-1/sqrt(H)), readout kaiming_normal_), data as theirs (values U[0,1], one marker in each half), MSE "
-        "loss, Adam at the script's lr 0.0026, no clipping. Open: the script's lr and dt are its defaults for T = "
-        "10000, and the T = 2000 run's own settings are not recorded; the authors' logs at T = 2000, 5000 and 10000"
-        " all leave the plateau within 1400-1800 iterations, one run each, so the spread of that escape time is "
-        "unknown; running the authors' script for several seeds here (about 1.5 h per seed) would separate the two")),
-}
+NAME = "sanity-full"  # <table>-<profile>: the one profile, every anchor at its logged budget
+OUT = paths.TABLES / NAME
+RUNS = OUT / "records"
+PROFILE = catalog.table("sanity").profiles["full"]  # suite/experiments/sanity.toml: every anchor, its notes
+ANCHORS: dict[str, Anchor] = PROFILE.anchors
+REFERENCE = PROFILE.reference  # the anchor run with 3 seeds: its spread sets the other epoch anchors' tolerance
+FLOOR = PROFILE.floor  # percentage points: the smallest tolerance of an accuracy row
 
 
 def load_log(name: str, points: int | None = None) -> pd.DataFrame:
@@ -350,28 +301,11 @@ def write_table(names: list[str], runs_root: Path, out: Path) -> Path:
     frame = build_rows(names, runs_root)
     table = render(frame)
     text = HEADER.format(reference=REFERENCE, floor=FLOOR) + table.to_markdown(index=False) + "\n" + notes(frame)
-    write_text_atomic(out / "sanity.md", text)
+    write_text_atomic(out / "table.md", text)
     flat = frame.assign(ours_seeds=frame.ours_seeds.map(lambda v: ";".join(f"{x!r}" for x in v)),
                         note=frame.anchor.map(lambda a: ANCHORS[a].note))
-    write_text_atomic(out / "sanity.csv", flat.to_csv(index=False))
-    for path in figures(frame, out / "figures" / "sanity"):
+    write_text_atomic(out / "table.csv", flat.to_csv(index=False))
+    for path in figures(frame, out / "figures"):
         print(f"figure: {path}")
     print(text)
-    return out / "sanity.md"
-
-
-def run_table(anchors: str | None, *, runs: Path = RUNS, out: Path = OUT, data_dir: str | None = None,
-              quiet: bool = False) -> int:
-    """Run every cell of the chosen anchors that is not complete, then write the table
-    (of every anchor: those not run show as such)."""
-    names = list(ANCHORS) if anchors is None else [a.strip() for a in anchors.split(",") if a.strip()]
-    unknown = [n for n in names if n not in ANCHORS]
-    if unknown:
-        raise SuiteError(f"unknown anchor {unknown[0]!r} (valid: {', '.join(ANCHORS)})")
-    cells = [cfg for _, cfg in configs(names)]
-    for cfg in cells:
-        resolve(cfg)  # every cell checked before the first runs
-    check_writable(runs), check_writable(out)
-    counts = run_cells(cells, runs, label="paper sanity", quiet=quiet, data_dir=data_dir)
-    write_table(list(ANCHORS), runs, out)
-    return 1 if counts["failed"] else 0
+    return out / "table.md"

@@ -1,17 +1,19 @@
-"""The quick tuning table: the heuristic against Optuna-tuned baselines at a toy budget.
+"""The tuning table of Optuna studies, one per model: the quick and full profiles.
 
     rnnsuite paper tuning --profile quick           (or: python -m suite.studies.tuning_quick)
 
-Four studies (``MODELS``) on the adding problem at T = 20, ``TRIALS`` trials of 150 steps
-each; every study's best and untuned configuration then trains on 3 fresh seeds, and
-``hrnn``'s untuned row is its heuristic Δt. About a minute on two CPU cores. It shows the
-pipeline, not the claim: the medium profile (:mod:`suite.studies.tuning_table`) tests that.
+The profile (``suite/experiments/tuning.toml``, kind ``studies``) names the task, the
+models, the trials and the settings every trial shares; every study's best and untuned
+configuration then trains on 3 fresh seeds, and ``hrnn``'s untuned row is its heuristic
+Δt. The quick profile (adding T = 20, 4 trials of 150 steps) takes about a minute on two
+CPU cores and shows the pipeline, not the claim: the medium profile
+(:mod:`suite.studies.tuning_table`) tests that.
 
 Writes ``<out>/table.md``, ``table.csv`` and ``figures/`` (:mod:`suite.tuning.report`'s
 table, built from the records alone) and keeps the evidence beside them in ``records/``:
-per study ``<study>/study.json``, its evaluation records under ``<study>/heuristic/`` and
-``<study>/optuna/trial-<best>/``, and its Optuna journal ``<study>.journal``. Finished
-studies and records are skipped on a rerun.
+per study ``<study>/study.json``, its Optuna journal ``<study>/study.journal`` and its
+evaluation records under ``<study>/heuristic/`` and ``<study>/optuna-trial-<best>/``.
+Finished studies and records are skipped on a rerun.
 """
 
 from __future__ import annotations
@@ -24,44 +26,47 @@ from suite.analysis import evidence, report
 from suite.core import paths, records
 from suite.core.build import resolve
 from suite.core.config import normal
+from suite.studies import catalog
+from suite.studies.catalog import Studies
 from suite.tuning import report as tune_report
+from suite.tuning.storage import journal_path
 from suite.tuning.study import TuneSpec, study_definition
 from suite.tuning.tune import evaluation_runs, tune
 
 OUT = paths.TABLES / "tuning-quick"
-TITLE = "Heuristic against Optuna-tuned baselines, with tuning cost (quick profile)"
-MODELS = ("lstm", "gru", "antisymmetric", "hrnn")
-SETS = ("task.T=20", "hidden_size=32", "eval_every=50", "task.n_val=200", "task.n_test=500", "steps=150")
-TRIALS = 4
+TABLE = catalog.table("tuning")
+QUICK: Studies = TABLE.profiles["quick"]
 
 
-def studies(out: Path = OUT, data_dir: str | None = None, quiet: bool = True) -> list[TuneSpec]:
+def studies(out: Path = OUT, data_dir: str | None = None, quiet: bool = True,
+            profile: Studies = QUICK) -> list[TuneSpec]:
     root = Path(out) / "records"
     # one journal per study, beside its records: committed with them, readable by Optuna again
-    return [TuneSpec(task="adding", model=m, trials=TRIALS, sets=list(SETS), out=str(root),
-                     storage=f"journal:{root / f'adding-{m}.journal'}", data_dir=data_dir, quiet=quiet)
-            for m in MODELS]
+    return [TuneSpec(task=profile.task, model=m, trials=profile.trials, sets=list(profile.sets), out=str(root),
+                     storage=f"journal:{journal_path(root, f'{profile.task}-{m}')}", data_dir=data_dir, quiet=quiet)
+            for m in profile.models]
 
 
-def run_table(out: Path = OUT, data_dir: str | None = None, quiet: bool = True) -> int:
-    for spec in studies(out, data_dir, quiet):
+def run_table(out: Path = OUT, data_dir: str | None = None, quiet: bool = True, profile_name: str = "quick") -> int:
+    profile = TABLE.profiles[profile_name]
+    for spec in studies(out, data_dir, quiet, profile):
         tune(spec)
-    write_table(out)
+    write_table(out, profile_name=profile_name)
     return 0
 
 
-def write_table(out: Path = OUT, *, figures: bool = True) -> Path:
+def write_table(out: Path = OUT, *, figures: bool = True, profile_name: str = "quick") -> Path:
     """``table.md`` / ``table.csv`` (and the figure) from ``<out>/records`` alone."""
     root = Path(out) / "records"
     summary = tune_report.summarize(tune_report.load_rows(root))
     table = tune_report.format_table(summary)
     recs = [rec for _, rec in records.iter_records(root)]
     trials = sum(json.loads(f.read_text())["summary"]["trial_compute_seconds"] for f in root.glob("*/study.json"))
-    header = (f"# {TITLE}\n\n"
+    note = TABLE.profiles[profile_name].note
+    header = (f"# {TABLE.title} ({profile_name} profile)\n\n"
               + evidence.header_line(recs, extra=f"besides, {trials:.0f} s (wall clock) of Optuna trials, "
                                                   "which write no records (the studies' `trial_compute_seconds`)")
-              + "\n\nQuick profile: adding T = 20, 150 steps, 4 trials per study; not comparable with the "
-                "papers, and too short to test the claim (see the medium profile).\n\n")
+              + "\n\n" + (f"{note}\n\n" if note else ""))
     records.write_text_atomic(out / "table.md", header + report.render(table, "md") + "\n")
     records.write_text_atomic(out / "table.csv", report.render(table, "csv") + "\n")
     if figures:
@@ -95,8 +100,10 @@ def found_cells(out: Path = OUT) -> list[tuple[str, dict]]:
     """(cell name, record) of every committed evaluation record."""
     found = []
     for spec in studies(out):
-        for arm in ("heuristic", "optuna"):
-            for _, rec in records.iter_records(Path(spec.out) / spec.study_name / arm):
+        study_dir = Path(spec.out) / spec.study_name
+        for arm, folder in (("heuristic", study_dir / "heuristic"), *(("optuna", d) for d in
+                                                                     study_dir.glob("optuna-trial-*"))):
+            for _, rec in records.iter_records(folder):
                 found.append((f"{spec.study_name} {arm} seed {rec['seed']}", rec))
     return found
 

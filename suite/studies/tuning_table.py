@@ -22,10 +22,15 @@ trials train on seed 0 and read validation only):
 - **sweep**: ``hrnn`` over a grid of fixed Δt (``PROFILE.dt_grid``), the heuristic's
   regret: how far its Δt is from the best one, and what a grid search would have cost.
 
-The cells, their budgets and the profile are data (``CELLS``, ``PROFILE``); the table
+The cells, their budgets and the profile are data (``suite/experiments/tuning.toml``,
+profile ``medium``: ``CELLS``, ``PROFILE``); the table
 (:mod:`suite.studies.tuning_verdict`) is built from the records alone. Records go under
-``results/tables/tuning-medium/<cell>/``; finished runs and finished studies (their
-``study.json``) are skipped on a rerun, so the table completes over several sessions.
+``results/tables/tuning-medium/records/``: each study in ``<study>/`` (named
+``<cell>-<model>``: ``study.json``, ``study.journal``, its evaluation runs in
+``heuristic/`` and ``optuna-trial-<best>/``), the plain runs of a cell in
+``<cell>/<model>/`` and its Δt sweep in ``<cell>/hrnn-dt<Δt>/``, each run a folder
+``s<seed>-<hash>/``. Finished runs and finished studies (their ``study.json``) are
+skipped on a rerun, so the table completes over several sessions.
 """
 
 from __future__ import annotations
@@ -39,81 +44,20 @@ from suite.core.cells import run_cells
 from suite.core.config import RunConfig, normal, run_config, set_value
 from suite.core.recipes import recipe_config
 from suite.core.registry import MODELS, SuiteError
+from suite.studies import catalog
+from suite.studies.catalog import Tuning, TuningCell
+from suite.tuning.storage import journal_path
+from suite.tuning.study import arm_dirs
 from suite.tuning.tune import TuneSpec, evaluate, report_seeds, study_definition, tune
 
 OUT = paths.TABLES / "tuning-medium"
-TUNED_MODELS = ("antisymmetric", "lstm", "gru")
-HEURISTIC_MODELS = ("hrnn", "hdnn-h2")  # hdnn-h2: best mean rank of the H-DNN cells over adding-quick and copy-quick
-LR_ONLY = "hrnn"  # the model tuned on the learning rate alone, the other searched keys at their defaults
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One (task, length) column of the table: every run of it shares ``sets``."""
-
-    task: str
-    sets: tuple[str, ...]  # task parameters, width, batch, budget, evaluation: every run of the cell
-    target: float  # the test metric that counts as solved, in the task's direction
-    recipes: tuple[str, ...] = ()  # untuned published-recipe baselines
-    budget_note: str = ""  # how the budget was chosen (measured)
-
-
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    trials: int  # Optuna trials per tuned baseline (TPE: the first 10 are its random start-up)
-    lr_trials: int  # Optuna trials of the learning-rate-only study
-    eval_seeds: int  # fresh seeds 1..n for every reported configuration
-    dt_grid: tuple[float, ...]  # hrnn's fixed step sizes of the regret sweep
-    pruner: str = "median"
-
-
-PROFILE = Profile(trials=16, lr_trials=8, eval_seeds=3,
-                  dt_grid=(0.01, 0.0316, 0.1, 0.178, 0.316, 0.562, 1.0))
-COMMON = ("hidden_size=128", "batch_size=50", "probes=1")
-CELLS: dict[str, Cell] = {
-    "adding-T100": Cell(
-        task="adding", sets=("task.T=100", *COMMON, "steps=2000", "eval_every=100"), target=0.01,
-        recipes=("cornn-adding-T100", "lem-adding-T2000"),
-        budget_note="2000 steps: measured on 2026-12-01 (one seed), GRU at the default lr reaches 0.0032 "
-                    "(below the target 0.01), LEM's recipe 0.013, coRNN's 0.015, hrnn's heuristic 0.078 and "
-                    "LSTM 0.169 (trivial 0.167): the families separate"),
-    "adding-T200": Cell(
-        task="adding", sets=("task.T=200", *COMMON, "steps=2000", "eval_every=100"), target=0.01,
-        recipes=("cornn-adding-T100", "lem-adding-T2000"),
-        budget_note="2000 steps, as at T = 100: measured on 2026-12-02 (one seed, validation every 250 steps), "
-                    "GRU at the default lr stays on the plateau (0.154 at step 1250), leaves it at 1500 (0.065) "
-                    "and is at 0.0031 by step 1750 and 0.0022 by 2000, below the target 0.01"),
-    "copy-T50": Cell(
-        task="copy", sets=("task.T=50", *COMMON, "steps=8000", "eval_every=250"), target=0.01,
-        budget_note="8000 steps: measured on 2026-12-02 (one seed, validation every 500 steps), GRU at lr 0.01 "
-                    "with clip 1 (a point of its search space) is at 0.025 by step 4000 and first below the "
-                    "target at step 7500 (0.0073; test 0.0077, recall 98.2 %); the target 0.01 is about 98 % of "
-                    "the 10 symbols recalled, the memoryless strategy scores 0.297. No recipe: neither coRNN's "
-                    "nor LEM's authors ran the copy task"),
-    # psMNIST: the suite's own permutation, numpy.random.default_rng(0).permutation(784), and split
-    # (5000 validation images, split_seed 0) for every row, the recipes' own (torch.randperm after
-    # seed 5544 or 12008, 3000 validation images) overridden; an epochs budget and the recipes'
-    # epoch-counted schedule and evaluation turned off, so that every row trains the same steps
-    "psmnist-T784": Cell(
-        task="psmnist", sets=("task.perm=suite", "task.perm_seed=0", "task.val_size=5000", *COMMON, "steps=2000",
-                              "eval_every=250", "val_batches=4", "epochs=none", "eval_every_epochs=none",
-                              "schedule=constant", "milestones="),
-        target=0.9, recipes=("cornn-psmnist", "lem-psmnist"),
-        budget_note="2000 steps of batch 50 (100 000 images, 1.8 epochs of the 55 000 training images), validation "
-                    "every 250 steps on the first 1024 of the 5000 validation images (val_batches=4), test on all "
-                    "10 000. Measured on 2026-12-04, one torch thread, H = 128, T = 784, median seconds per "
-                    "training step: GRU 0.37, LSTM 0.32, LEM 0.51, coRNN 0.16, hrnn 0.15, AntisymmetricRNN 0.12, "
-                    "hdnn-h2 0.11; with the evaluations, the cell's 54 runs and 56 trials come to about 12.6 "
-                    "CPU-hours at these speeds (1500 steps: 9.6). Pilot (seed 1 at the cell's settings, which are "
-                    "records of the cell): the heuristic hrnn (Δt = 0.165) validates 62.7, 68.6, 74.0 and 75.0 % after "
-                    "250, 500, 1000 and 1500 steps and tests 77.4 %, the GRU at its defaults 38.2 and 49.3 % after "
-                    "250 and 500 steps (19 points behind hrnn there). LEM and coRNN run their psMNIST recipes "
-                    "(lr, dt, clipping, coRNN's gamma and eps, "
-                    "[0, 1] pixels, coRNN's last-epoch selection) at the cell's width 128 (coRNN's is 256), batch "
-                    "50 (theirs 128 and 120), permutation, split and 2000 steps instead of 120 epochs; their one "
-                    "learning-rate decay, after epoch 100, lies beyond the cut, so a constant rate is the recipe "
-                    "cut exactly. Target: 90 % test accuracy (chance 10 %)"),
-}
+RECORDS = "records"  # under the table's folder: every study and run of every cell
+PROFILE: Tuning = catalog.table("tuning").profiles["medium"]  # suite/experiments/tuning.toml
+CELLS: dict[str, TuningCell] = PROFILE.cells
+TUNED_MODELS = PROFILE.tuned_models
+# hdnn-h2: the best mean rank of the H-DNN cells over adding-quick and copy-quick
+HEURISTIC_MODELS = PROFILE.heuristic_models
+LR_ONLY = PROFILE.lr_only  # the model tuned on the learning rate alone, the other searched keys at their defaults
 
 
 def chosen_cells(names: str | None) -> list[str]:
@@ -143,7 +87,7 @@ def _defaults_except(model: str, keep: str) -> list[str]:
 def studies(name: str, root: Path = OUT, data_dir: str | None = None, quiet: bool = True):
     """The cell's Optuna studies as ``TuneSpec``s: the tuned baselines, then hrnn's lr."""
     cell = CELLS[name]
-    common = dict(task=cell.task, sets=list(cell.sets), out=str(root / name), eval_seeds=PROFILE.eval_seeds,
+    common = dict(task=cell.task, sets=list(cell.sets), out=str(root / RECORDS), eval_seeds=PROFILE.eval_seeds,
                   pruner=PROFILE.pruner, data_dir=data_dir, quiet=quiet)
     specs = [TuneSpec(model=m, trials=PROFILE.trials, study=f"{name}-{m}", **common) for m in TUNED_MODELS]
     lr_sets = [*cell.sets, *_defaults_except(LR_ONLY, "lr")]
@@ -151,12 +95,13 @@ def studies(name: str, root: Path = OUT, data_dir: str | None = None, quiet: boo
                              study=f"{name}-{LR_ONLY}-lr"))
     # one journal file per study: studies of a cell can run in parallel processes
     # (run_cell(only=...)), which one SQLite file is not safe for
-    return [dataclasses.replace(s, storage=f"journal:{root / name / s.study_name}.journal") for s in specs]
+    return [dataclasses.replace(s, storage=f"journal:{journal_path(s.out, s.study_name)}") for s in specs]
 
 
 @dataclasses.dataclass
 class Arm:
-    """One configuration of the table, on every eval seed: where its records are."""
+    """One configuration of the table, on every eval seed: where its records are (each
+    ``<out>/s<seed>-<hash>/``: the arm fixes task and model)."""
 
     model: str
     role: str  # heuristic | tuned | defaults | recipe | sweep
@@ -173,15 +118,15 @@ def seeds() -> list[int]:
 
 def plain_arms(name: str, root: Path = OUT) -> list[Arm]:
     """The runs needing no study: the heuristic models, the recipes, the Δt sweep."""
-    cell, root = CELLS[name], root / name
+    cell, root = CELLS[name], root / RECORDS / name
     arms = [Arm(m, "heuristic", "heuristic", [run_config(cell.task, m, [*cell.sets, f"seed={s}"]) for s in seeds()],
-                root / "runs") for m in HEURISTIC_MODELS if m != LR_ONLY]
+                root / m) for m in HEURISTIC_MODELS if m != LR_ONLY]
     for recipe in cell.recipes:
         cfgs = [recipe_config(recipe, list(cell.sets), seed=s) for s in seeds()]
-        arms.append(Arm(cfgs[0].model, "recipe", f"authors' recipe {recipe}", cfgs, root / "runs"))
+        arms.append(Arm(cfgs[0].model, "recipe", f"authors' recipe {recipe}", cfgs, root / cfgs[0].model))
     for dt in PROFILE.dt_grid:
         cfgs = [run_config(cell.task, LR_ONLY, [*cell.sets, f"model.dt={dt}", f"seed={s}"]) for s in seeds()]
-        arms.append(Arm(LR_ONLY, "sweep", f"fixed Δt = {dt:g}", cfgs, root / "sweep", dt=dt))
+        arms.append(Arm(LR_ONLY, "sweep", f"fixed Δt = {dt:g}", cfgs, root / f"{LR_ONLY}-dt{dt:g}", dt=dt))
     return arms
 
 
@@ -217,17 +162,17 @@ def study_arms(spec) -> list[Arm]:
     eval_seeds = report_seeds(spec, definition)
     if eval_seeds != seeds():
         raise SuiteError(f"study {spec.study_name}: evaluated on seeds {eval_seeds}, the table on {seeds()}")
-    root = Path(spec.out) / spec.study_name
+    dirs = arm_dirs(Path(spec.out) / spec.study_name, summary["best"]["trial"])
     best = [*spec.sets, *summary["sets"]]
     n = summary["summary"]["finished"]
     lr_only = is_lr_only(spec)
     tuned = Arm(spec.model, "heuristic" if lr_only else "tuned",
                 f"heuristic Δt, Optuna lr ({n} trials)" if lr_only else f"Optuna ({n} trials)",
                 [run_config(spec.task, spec.model, [*best, f"seed={s}"]) for s in eval_seeds],
-                root / "optuna" / f"trial-{summary['best']['trial']}", summary["summary"]["trial_compute_seconds"])
+                dirs["optuna"], summary["summary"]["trial_compute_seconds"])
     untuned = Arm(spec.model, "heuristic" if lr_only else "defaults", "heuristic" if lr_only else "defaults",
                   [run_config(spec.task, spec.model, [*spec.sets, f"seed={s}"]) for s in eval_seeds],
-                  root / "heuristic")
+                  dirs["heuristic"])
     return [untuned, tuned]
 
 
@@ -254,7 +199,7 @@ def run_cell(name: str, root: Path = OUT, data_dir: str | None = None, quiet: bo
             evaluate(spec, study_definition(spec), summary)
     for arm in plain_arms(name, root) if only in (None, "runs") else []:
         counts = run_cells(arm.configs, arm.out, label=f"[{name}] {arm.model}: {arm.chosen}", quiet=quiet,
-                           data_dir=data_dir)
+                           data_dir=data_dir, nested=False)
         failed += counts["failed"]
     return failed
 

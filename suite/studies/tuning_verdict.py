@@ -45,7 +45,7 @@ from suite.tuning.study import study_definition
 
 
 def _record(arm: Arm, cfg) -> dict | None:
-    path = records.run_dir(arm.out, cfg.task, cfg.model, cfg.seed, resolve(cfg).hash)
+    path = records.run_dir(arm.out, cfg.task, cfg.model, cfg.seed, resolve(cfg).hash, nested=False)
     if not records.is_complete(path):
         return None
     try:
@@ -230,20 +230,20 @@ def is_complete(frame: pd.DataFrame) -> bool:
     return bool((frame.runs >= frame.planned).all())
 
 
-IN_PROGRESS = "tuning-in-progress.md"
+IN_PROGRESS = "table-in-progress.md"
 IN_PROGRESS_HEADER = """# Medium tuning table: cells in progress
 
 These cells are being run (`rnnsuite paper tuning --profile medium --cells NAME` completes
 them over several sessions; finished runs and studies are skipped). Their rows fill in as
-records land beside this file, and a cell moves into `tuning.md` once every row has its
-seeds. The rules, verdicts and costs are those of `tuning.md`.
+records land in `records/` beside this file, and a cell moves into `table.md` once every row has its
+seeds. The rules, verdicts and costs are those of `table.md`.
 
 """
 
 
 def write_table(names: list[str], out: Path = OUT) -> Path:
-    """``tuning.md`` with the complete cells (the table as evidence), and beside it
-    ``tuning-in-progress.md`` with the cells still running, so that a partial cell is never
+    """``table.md`` with the complete cells (the table as evidence), and beside it
+    ``table-in-progress.md`` with the cells still running, so that a partial cell is never
     read as a finished one."""
     frames = {name: cell_rows(name, out) for name in names}
     done = {name: f for name, f in frames.items() if is_complete(f)}
@@ -252,9 +252,9 @@ def write_table(names: list[str], out: Path = OUT) -> Path:
     text = HEADER.format(last=PROFILE.eval_seeds, pruner=PROFILE.pruner, tie=stats.TIE_SE,
                          cost=f"{total / 3600:.2f} CPU-hours")
     text += "\n".join(cell_section(name, f) for name, f in done.items())
-    write_text_atomic(out / "tuning.md", text)
+    write_text_atomic(out / "table.md", text)
     if done:
-        write_text_atomic(out / "tuning.csv", pd.concat(done.values()).to_csv(index=False))
+        write_text_atomic(out / "table.csv", pd.concat(done.values()).to_csv(index=False))
     if running:
         write_text_atomic(out / IN_PROGRESS, IN_PROGRESS_HEADER
                           + "\n".join(cell_section(name, f) for name, f in running.items()))
@@ -265,7 +265,7 @@ def write_table(names: list[str], out: Path = OUT) -> Path:
         if path:
             print(f"figure: {path}")
     print(text)
-    return out / "tuning.md"
+    return out / "table.md"
 
 
 def run_table(cells: str | None, *, out: Path = OUT, data_dir: str | None = None, quiet: bool = False) -> int:

@@ -28,8 +28,7 @@ from suite.analysis.report import warn
 from suite.core import records
 from suite.core.config import config_hash
 from suite.core.registry import SuiteError
-
-ARMS = {"heuristic": "heuristic", "optuna": "optuna"}  # subdirectory per arm, under <study>/
+from suite.tuning.study import arm_dirs
 
 
 def record_value(rec: dict, key: str):
@@ -51,8 +50,7 @@ def load_rows(root: str | Path) -> pd.DataFrame:
     for study_file in sorted(Path(root).glob("*/study.json")):
         try:
             study = json.loads(study_file.read_text())
-            arms = (("optuna", study_file.parent / "optuna" / f"trial-{study['best']['trial']}"),
-                    ("heuristic", study_file.parent / "heuristic"))
+            arms = tuple(arm_dirs(study_file.parent, study["best"]["trial"]).items())
             s, space = study["summary"], study["search_space"]
             name, finished, compute, device = study["study"], s["finished"], s["trial_compute_seconds"], s["device"]
         except (OSError, ValueError, KeyError, TypeError) as exc:

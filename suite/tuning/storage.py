@@ -62,10 +62,15 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self._callback
 
 
+def journal_path(out: str | Path, study: str) -> Path:
+    """A study's journal file: in the study's folder, beside its records and ``study.json``."""
+    return Path(out) / study / "study.journal"
+
+
 def default_storage(out: str | Path, study: str, workers: int) -> str:
     """SQLite for one worker; a journal file for several (SQLite is unsafe under parallel
     writers), and also for one worker resuming a study that has a journal already."""
-    journal = Path(out) / f"{study}.journal"
+    journal = journal_path(out, study)
     if workers > 1 or journal.exists():
         return f"journal:{journal}"
     return f"sqlite:///{Path(out) / 'optuna.db'}"
@@ -154,7 +159,7 @@ def refuse_parallel_sqlite(spec) -> None:
     """A study begun in the default SQLite file is not continued by parallel writers,
     nor silently restarted in a journal beside it."""
     db = Path(spec.out) / "optuna.db"
-    journal = Path(spec.out) / f"{spec.study_name}.journal"
+    journal = journal_path(spec.out, spec.study_name)
     if journal.exists() or not db.exists():
         return
     if spec.study_name in optuna.study.get_all_study_names(storage=f"sqlite:///{db}"):

@@ -6,6 +6,7 @@ evaluates its best values."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from suite.core import paths
 from suite.core.build import resolve
@@ -20,6 +21,13 @@ DEFAULT_OUT = paths.TUNING
 # the budget (comparable cost), the seed and where it runs.
 NOT_SEARCHABLE = {"hidden_size", "seed", "steps", "epochs", "device", "dtype", "eval_every"}
 KINDS = ("log", "float", "int", "categorical")
+
+
+def arm_dirs(study_dir: str | Path, best_trial: int) -> dict[str, Path]:
+    """Where a study's evaluation runs go, one folder per arm: the best trial's values
+    (``optuna-trial-<n>``) and the untuned configuration (``heuristic``), each run in it
+    ``s<seed>-<hash>`` (the study fixes task and model)."""
+    return {"optuna": Path(study_dir) / f"optuna-trial-{best_trial}", "heuristic": Path(study_dir) / "heuristic"}
 
 
 def parse_space_arg(text: str) -> tuple[str, tuple]:

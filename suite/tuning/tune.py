@@ -28,11 +28,11 @@ tree.
 Layout under ``--out`` (default ``results/tuning``)::
 
     optuna.db                         the default storage (SQLite), every study
-    <study>.journal                   the storage of a --workers K study
+    <study>/study.journal             the storage of a --workers K study
     <study>/study.json                the tuned file: best values, fixed settings, trial counts, compute
     <study>/history.png, importance.png   Optuna's plots
-    <study>/optuna/trial-<n>/...      run records: best trial n's values, eval seeds
-    <study>/heuristic/...             run records: the model's defaults or heuristic
+    <study>/optuna-trial-<n>/s<seed>-<hash>/   run records: best trial n's values, eval seeds
+    <study>/heuristic/s<seed>-<hash>/          run records: the model's defaults or heuristic
 """
 
 from __future__ import annotations
@@ -56,16 +56,15 @@ from suite.tuning.search import (
     study_summary,
 )
 from suite.tuning.storage import open_storage, redact, refuse_parallel_sqlite
-from suite.tuning.study import TuneSpec, report_seeds, study_definition
+from suite.tuning.study import TuneSpec, arm_dirs, report_seeds, study_definition
 
 # -- after the search: summary, tuned file, plots, evaluation --------------------------------
 
 def evaluation_runs(spec: TuneSpec, definition: dict, summary: dict) -> list[tuple[str, Path, RunConfig]]:
     """(arm, records folder, RunConfig) of every reported run: the best trial's values and
     the untuned configuration, each on the eval seeds."""
-    root = Path(spec.out) / spec.study_name
-    arms = (("optuna", root / "optuna" / f"trial-{summary['best']['trial']}", summary["sets"]),
-            ("heuristic", root / "heuristic", []))
+    dirs = arm_dirs(Path(spec.out) / spec.study_name, summary["best"]["trial"])
+    arms = (("optuna", dirs["optuna"], summary["sets"]), ("heuristic", dirs["heuristic"], []))
     # the study's values are a tuned layer under its --set (the same order as `run --tuned`)
     return [(name, out, run_config(spec.task, spec.model, [*spec.sets, f"seed={seed}"], spec.device,
                                    layers=(("tuned", list(searched)),)))
@@ -80,7 +79,7 @@ def evaluate(spec: TuneSpec, definition: dict, summary: dict) -> None:
 
     for name, out, cfg in evaluation_runs(spec, definition, summary):
         try:
-            record = run(cfg, out=out, quiet=True, data_dir=spec.data_dir)
+            record = run(cfg, out=out, quiet=True, data_dir=spec.data_dir, nested=False)
         except CellBusy as exc:  # another worker of the study runs it: take the next seed
             print(f"eval {name} seed {cfg.seed}: left to another worker ({exc})", flush=True)
             continue

@@ -23,11 +23,15 @@ run batched over all steps, and leave out the scan (or S4D's FFT convolution) it
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
+import io
+import os
 import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -104,15 +108,37 @@ def measure(labels: dict[str, tuple[str, dict]], shape: dict, rounds: int, warmu
     return times
 
 
-def table(times: dict[str, list[float]], labels: dict[str, tuple[str, dict]]) -> str:
+COLUMNS = ["model", "median ms", "ratio to nn.LSTM", "FLOP floor", "ratio / floor"]
+
+
+def rows(times: dict[str, list[float]], labels: dict[str, tuple[str, dict]]) -> list[list[str]]:
+    """One row per label, cells as printed (the Markdown table and the CSV hold the same)."""
     ref = statistics.median(times["lstm"])
-    rows = ["| model | median ms | ratio to nn.LSTM | FLOP floor |", "|---|---|---|---|"]
+    out = []
     for label, ts in times.items():
         med = statistics.median(ts)
-        floor = FLOORS.get(labels[label][0], "?")
-        floor_text = f"{floor:.2f}" if isinstance(floor, float) else floor
-        rows.append(f"| {label} | {1e3 * med:.0f} | {med / ref:.2f} | {floor_text} |")
-    return "\n".join(rows)
+        floor = FLOORS.get(labels[label][0])
+        out.append([label, f"{1e3 * med:.0f}", f"{med / ref:.2f}", "?" if floor is None else f"{floor:.2f}",
+                    "?" if floor is None else f"{med / ref / floor:.2f}"])
+    return out
+
+
+def table(times: dict[str, list[float]], labels: dict[str, tuple[str, dict]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows(times, labels)])
+
+
+def write(out: Path, head: str, times: dict[str, list[float]], labels: dict[str, tuple[str, dict]]) -> Path:
+    """``table.md`` (title, how it was measured, the table) and ``table.csv`` under ``out``:
+    the cell table's page on the results site (``rnnsuite site`` reads every table's CSV)."""
+    from suite.core.records import write_text_atomic
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([COLUMNS, *rows(times, labels)])
+    write_text_atomic(out / "table.csv", buffer.getvalue())
+    title = "# Cell table: one training step of every model against torch.nn.LSTM"
+    write_text_atomic(out / "table.md", f"{title}\n\n{head}\n\n{table(times, labels)}\n")
+    return out / "table.md"
 
 
 def parse_labels(models: list[str], extra: list[str]) -> dict[str, tuple[str, dict]]:
@@ -139,20 +165,26 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--cuda-graphs", action="store_true", help="replay each model's training step as CUDA graphs")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write table.md and table.csv there (results/tables/cells-cpu: the site's page)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = {"batch": args.batch, "seq_len": args.seq_len, "hidden": args.hidden, "input_size": 1, "classes": 10}
     labels = parse_labels(args.models if args.models is not None else suite.list_models(), args.variant)
     device = torch.device(args.device)
+    load = os.getloadavg()[0]
     times = measure(labels, shape, args.rounds, device=device, graphs=args.cuda_graphs)
     where = machine() if device.type == "cpu" else torch.cuda.get_device_name(device) + \
         (", CUDA graphs" if args.cuda_graphs else ", eager")
     head = (f"{datetime.date.today().isoformat()}, {where}; B={args.batch}, T={args.seq_len}, "
-            f"H={args.hidden}, 1 input, Adam; medians of {args.rounds} interleaved rounds\n"
+            f"H={args.hidden}, 1 input, Adam; medians of {args.rounds} interleaved rounds; "
+            f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after\n"
             f"command: python -m tests.benchmarks.cell_table {' '.join(argv if argv is not None else sys.argv[1:])}")
     out = head + "\n\n" + table(times, labels)
     print(out, flush=True)
+    if args.out is not None:
+        print(f"written: {write(args.out, head, times, labels)}")
     return out
 
 
