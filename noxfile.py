@@ -4,16 +4,9 @@
                     2000 steps on the CPU (a few minutes), then the table and figures under results/demo
     nox -s tests    the test suite on CPU (MNIST tests read ../shared/data/mnist or $RNNSUITE_DATA)
     nox -s lint     ruff
-    nox -s paper -- TABLE [--profile quick|medium|full]   run a paper table's cells, write the table
-        TABLE      what                                      quick (2 CPU cores) / full
-        smnist     sMNIST and psMNIST accuracy, every model  ~6 min / hours per model on a GPU
-        adding     adding problem, MSE against steps         ~10 min / hours per model on a GPU
-        copy       copy task against the memoryless baseline ~5 min / ~1 h per model on a GPU
-        gradients  gradient control (rnnsuite gradients)     ~5 min / ~10 CPU-hours (estimated)
-        tuning     heuristic against Optuna-tuned, with cost ~30 s / days of GPU time
-                   --profile medium: the claim at budgets where models separate (CPU-hours per cell)
-        sanity     published recipes' first epochs against the authors' logs (CPU-hours; --anchors)
-        hdnn       paper (b)'s H-DNN 2D classification       ~40 s / ~6 min on CPU
+    nox -s paper -- TABLE [--profile quick|medium|full]   run a table's cells, write the table
+                    TABLE: smnist, adding, copy, gradients, tuning, hdnn, sanity; each is a file
+                    of suite/experiments/ with its profiles and what each costs (docs/tables.md)
     nox -s bench [-- --compare]                    pytest-benchmark; --compare fails on a slowdown
     nox -s slurm    the cluster launcher against a throwaway single-node SLURM (root; apt-get)
     nox -s site     the results site from the committed records into results/site/, then its
@@ -85,7 +78,7 @@ def demo(session: nox.Session) -> None:
 def paper(session: nox.Session) -> None:
     """Reproduce a paper table: `nox -s paper -- smnist --profile quick`.
 
-    The tables and what each costs are listed by `nox -l` (this file's docstring).
+    The tables, their profiles and what each costs: suite/experiments/<table>.toml.
     """
     if not session.posargs:
         session.error("name a table: nox -s paper -- smnist|adding|copy|gradients|tuning|hdnn|sanity "

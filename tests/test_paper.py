@@ -93,3 +93,27 @@ def test_full_table_runs_each_recipe_and_says_what_differs(mnist, tmp_path):
     assert row.recipe == "cornn-smnist" and row.published == "99.35 %" and row["published selection"] == "last"
     assert "task.split_seed" in row["unknown in the recipe"]
     assert row["changed from the recipe"] == "epochs, hidden_size"
+
+
+def test_every_study_table_is_dispatched_to_its_study_with_its_profile(tmp_path, monkeypatch):
+    # the studies themselves are tested in their own files; here: the one runner hands each
+    # kind of profile to its study, with the profile's settings and <out>/<table>-<profile>
+    from suite.studies import deep_hdnn, gradients, runner, tuning_quick, tuning_verdict
+
+    calls = []
+    monkeypatch.setattr(deep_hdnn, "build", lambda where, epochs: calls.append(("hdnn", where.name, epochs)))
+    monkeypatch.setattr(gradients, "run_study", lambda study: calls.append(
+        ("gradients", study.out.name, study.train_steps, study.hidden_size)))
+    monkeypatch.setattr(tuning_quick, "run_table", lambda where, data_dir, quiet, profile_name: calls.append(
+        ("studies", where.name, profile_name)) or 0)
+    monkeypatch.setattr(tuning_verdict, "run_table", lambda cells, out, data_dir, quiet: calls.append(
+        ("tuning", out.name, cells)) or 0)
+    for table, profile, cells in (("hdnn", "full", None), ("gradients", None, None), ("tuning", None, None),
+                                  ("tuning", "full", None), ("tuning", "medium", "copy-T50")):
+        plan = runner.plan(runner.Request(table, profile, tmp_path, cells=cells))
+        assert runner.run_study(plan) == 0
+    assert calls == [("hdnn", "hdnn-full", 50), ("gradients", "gradients-quick", 20, 32),
+                     ("studies", "tuning-quick", "quick"), ("studies", "tuning-full", "full"),
+                     ("tuning", "tuning-medium", "copy-T50")]
+    with pytest.raises(SuiteError, match="runs its own study, not cells"):
+        runner.cells(runner.plan(runner.Request("hdnn", "quick", tmp_path)))

@@ -123,3 +123,16 @@ def test_an_epoch_recipe_cut_to_steps_keeps_its_schedule():
         recipe_config("indrnn-smnist", ["epochs=none", "steps=5100"])
     ok = recipe_config("indrnn-smnist", ["epochs=none", "steps=5100", "milestones=4000"])
     assert ok.milestones == (4000.0,)
+
+
+def test_the_sanity_table_is_a_table_of_cells_like_the_others():
+    # one runner: its cells are harness runs, so --cells picks some and --launcher may place them
+    from suite.studies import runner
+
+    plan = runner.plan(runner.Request("sanity", cells="lem-smnist,cornn-smnist", launcher=True))
+    assert (plan.profile_name, plan.kind) == ("full", "anchors")
+    assert plan.where.name == "sanity-full" and plan.runs_root == plan.where / "records"
+    cells = runner.cells(plan)
+    assert [(c.recipe, c.seed) for c in cells] == [("lem-smnist", s) for s in (0, 1, 2)] + \
+        [("cornn-smnist", s) for s in (0, 1, 2)]
+    assert all(c.origins["epochs"].startswith("set") for c in cells)  # the budget cut to the logged points

@@ -221,3 +221,13 @@ def test_screenshots_for_the_notes(browser, built):
         browser.set_window_size(1400, min(height + 100, 4000))
         Path(where).mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(Path(where) / name))
+
+
+def test_a_csv_with_a_trailing_blank_line_is_its_rows_only(tmp_path):
+    # the tuning tables' CSVs end in a blank line: it is no row (it once stopped the whole build)
+    tables = tmp_path / "tables"
+    (tables / "t-quick").mkdir(parents=True)
+    (tables / "t-quick" / "table.csv").write_text("task,model,score\nadding,gru,1\n\n")
+    index = build_site(tmp_path / "site", tables=[tables], runs=[])
+    page = Page((index.parent / "tables" / "tables-t-quick-table.html").read_text())
+    assert page.tables["table"] == [["task", "model", "score"], ["adding", "gru", "1"]]

@@ -119,10 +119,9 @@ def figures(table: pd.DataFrame, profiles: list[dict], out_dir: Path) -> list[Pa
     at the output', red larger, blue smaller; grey: 0 or non-finite, or diverged);
     D against Δt with the stable band and Δt* (★); the profiles at Δt* and of the
     models without a step size, relative to the output step."""
-    plt = plotting.pyplot()
-    import numpy as np
     import seaborn as sns
 
+    plt = plotting.pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     prof = pd.DataFrame(profiles)
@@ -137,76 +136,96 @@ def figures(table: pd.DataFrame, profiles: list[dict], out_dir: Path) -> list[Pa
         tag = f"{name}_T{T}"
         palette = dict(zip(g.model.unique(), sns.color_palette("tab10", g.model.nunique())))
         for model, gm in g.groupby("model", sort=False):
-            knob = gm.knob.iloc[0]
-            if not isinstance(knob, str):
-                continue
-            mats, last = {}, []
-            for phase in ("init", "trained"):
-                rows, labels = [], []
-                for _, r in gm.sort_values("dt").iterrows():
-                    norms = _profile(prof, name, T, r, phase)
-                    logs = [_log10(v) for v in norms] if norms else [math.nan] * T
-                    last.append(logs[-1])
-                    values, starts = _binned(logs, HEATMAP_COLUMNS)
-                    rows.append(values)
-                    labels.append(f"{fmt_dt(r['dt'])}{' ★' if r.heuristic else ''}")
-                mats[phase] = pd.DataFrame(rows, index=labels, columns=starts)
-            center = float(np.nanmedian(last)) if not all(math.isnan(v) for v in last) else 0.0
-            values = np.concatenate([m.to_numpy().ravel() for m in mats.values()])
-            values = np.abs(values[np.isfinite(values)] - center)
-            span = float(np.clip(np.percentile(values, 98), 2.0, 10.0)) if values.size else 2.0
-            fig, axes = plt.subplots(1, 2, figsize=(13, 0.3 * len(gm) + 2.2), sharey=True)
-            for ax, phase in zip(axes, ("init", "trained")):
-                ax.set_facecolor("0.6")
-                with warnings.catch_warnings():  # seaborn 0.13 itself calls the deprecated Colormap.set_bad
-                    warnings.simplefilter("ignore", PendingDeprecationWarning)
-                    sns.heatmap(mats[phase], ax=ax, cmap="vlag", center=center, vmin=center - span,
-                                vmax=center + span, xticklabels=max(1, len(mats[phase].columns) // 8),
-                                cbar_kws={"label": "log10 ‖∂L/∂h_t‖", "extend": "both"})
-                ax.set_xlabel("t" + (" (bins of the mean log10)" if T > HEATMAP_COLUMNS else ""))
-                ax.set_ylabel(knob if phase == "init" else "")
-                ax.set_title(f"{name} T={T} {model}: {phase}")
-            save(fig, out_dir / f"heatmap_{tag}_{model}.png")
-
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
-        for ax, phase in zip(axes, ("init", "trained")):
-            data = g.assign(D=g[f"D_{phase}"].clip(-400, 400))  # ±inf (under/overflow) drawn at ±400
-            ax.axhspan(-STABLE_DECADES, STABLE_DECADES, color="0.88", zorder=0,
-                       label=f"stable |D| ≤ {STABLE_DECADES:g}")
-            swept = data[data.knob.notna() & ~data.heuristic]
-            if not swept.empty:
-                sns.lineplot(swept, x="dt", y="D", hue="model", palette=palette, marker="o", ax=ax)
-            for _, r in data[data.heuristic].iterrows():
-                ax.scatter([r["dt"]], [r.D], marker="*", s=220, color=palette[r.model], edgecolor="k", zorder=5)
-            for _, r in data[data.knob.isna()].iterrows():
-                ax.axhline(r.D, ls="--", color=palette[r.model], label=f"{r.model} (no step size)")
-            ax.set_xscale("log")
-            ax.set_yscale("symlog", linthresh=1.0)
-            ax.set_xlabel("step size Δt (ε for antisymmetric)")
-            ax.set_ylabel("D: largest log10(‖∂L/∂h_t‖ / ‖∂L/∂h_T‖)")
-            ax.set_title(f"{name} T={T}: {phase} (★ heuristic Δt*)")
-            ax.legend(fontsize=7, loc="best")
-        save(fig, out_dir / f"deviation_{tag}.png")
-
-        keep = g[g.heuristic | g.knob.isna()]
-        stride = max(1, T // 2000)
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
-        for ax, phase in zip(axes, ("init", "trained")):
-            ax.axhspan(-STABLE_DECADES, STABLE_DECADES, color="0.88", zorder=0)
-            for _, r in keep.iterrows():
-                norms = _profile(prof, name, T, r, phase)
-                if not norms or not norms[-1] > 0:
-                    continue
-                logs = [_log10(v / norms[-1]) for v in norms[::stride]]
-                label = r.model + (f" {r.knob}*={fmt_dt(r['dt'])}" if isinstance(r.knob, str) else "")
-                ax.plot(range(1, T + 1, stride), logs, label=label, color=palette[r.model])
-            ax.set_yscale("symlog", linthresh=1.0)
-            ax.set_xlabel("t")
-            ax.set_ylabel("log10(‖∂L/∂h_t‖ / ‖∂L/∂h_T‖)")
-            ax.set_title(f"{name} T={T}: {phase}, at Δt* (a line ends where the norm underflows)")
-            ax.legend(fontsize=7)
-        save(fig, out_dir / f"profiles_{tag}.png")
+            if isinstance(gm.knob.iloc[0], str):
+                save(_heatmap(gm, prof, name, T, model), out_dir / f"heatmap_{tag}_{model}.png")
+        save(_deviation_figure(g, name, T, palette), out_dir / f"deviation_{tag}.png")
+        save(_profiles_figure(g, prof, name, T, palette), out_dir / f"profiles_{tag}.png")
     return written
+
+
+def _heatmap(gm: pd.DataFrame, prof: pd.DataFrame, name: str, T: int, model: str):
+    """One model's Δt × t heatmaps, at initialization and after training, on one colour scale."""
+    import numpy as np
+    import seaborn as sns
+
+    plt = plotting.pyplot()
+    knob = gm.knob.iloc[0]
+    mats, last = {}, []
+    for phase in ("init", "trained"):
+        rows, labels = [], []
+        for _, r in gm.sort_values("dt").iterrows():
+            norms = _profile(prof, name, T, r, phase)
+            logs = [_log10(v) for v in norms] if norms else [math.nan] * T
+            last.append(logs[-1])
+            values, starts = _binned(logs, HEATMAP_COLUMNS)
+            rows.append(values)
+            labels.append(f"{fmt_dt(r['dt'])}{' ★' if r.heuristic else ''}")
+        mats[phase] = pd.DataFrame(rows, index=labels, columns=starts)
+    center = float(np.nanmedian(last)) if not all(math.isnan(v) for v in last) else 0.0
+    values = np.concatenate([m.to_numpy().ravel() for m in mats.values()])
+    values = np.abs(values[np.isfinite(values)] - center)
+    span = float(np.clip(np.percentile(values, 98), 2.0, 10.0)) if values.size else 2.0
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.3 * len(gm) + 2.2), sharey=True)
+    for ax, phase in zip(axes, ("init", "trained")):
+        ax.set_facecolor("0.6")
+        with warnings.catch_warnings():  # seaborn 0.13 itself calls the deprecated Colormap.set_bad
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(mats[phase], ax=ax, cmap="vlag", center=center, vmin=center - span,
+                        vmax=center + span, xticklabels=max(1, len(mats[phase].columns) // 8),
+                        cbar_kws={"label": "log10 ‖∂L/∂h_t‖", "extend": "both"})
+        ax.set_xlabel("t" + (" (bins of the mean log10)" if T > HEATMAP_COLUMNS else ""))
+        ax.set_ylabel(knob if phase == "init" else "")
+        ax.set_title(f"{name} T={T} {model}: {phase}")
+    return fig
+
+
+def _deviation_figure(g: pd.DataFrame, name: str, T: int, palette: dict):
+    """D against Δt per model, with the stable band, Δt* (★) and the models without a step size."""
+    import seaborn as sns
+
+    plt = plotting.pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    for ax, phase in zip(axes, ("init", "trained")):
+        data = g.assign(D=g[f"D_{phase}"].clip(-400, 400))  # ±inf (under/overflow) drawn at ±400
+        ax.axhspan(-STABLE_DECADES, STABLE_DECADES, color="0.88", zorder=0,
+                   label=f"stable |D| ≤ {STABLE_DECADES:g}")
+        swept = data[data.knob.notna() & ~data.heuristic]
+        if not swept.empty:
+            sns.lineplot(swept, x="dt", y="D", hue="model", palette=palette, marker="o", ax=ax)
+        for _, r in data[data.heuristic].iterrows():
+            ax.scatter([r["dt"]], [r.D], marker="*", s=220, color=palette[r.model], edgecolor="k", zorder=5)
+        for _, r in data[data.knob.isna()].iterrows():
+            ax.axhline(r.D, ls="--", color=palette[r.model], label=f"{r.model} (no step size)")
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xlabel("step size Δt (ε for antisymmetric)")
+        ax.set_ylabel("D: largest log10(‖∂L/∂h_t‖ / ‖∂L/∂h_T‖)")
+        ax.set_title(f"{name} T={T}: {phase} (★ heuristic Δt*)")
+        ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def _profiles_figure(g: pd.DataFrame, prof: pd.DataFrame, name: str, T: int, palette: dict):
+    """The gradient profiles at Δt* and of the models without a step size, relative to the output step."""
+    plt = plotting.pyplot()
+    keep = g[g.heuristic | g.knob.isna()]
+    stride = max(1, T // 2000)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    for ax, phase in zip(axes, ("init", "trained")):
+        ax.axhspan(-STABLE_DECADES, STABLE_DECADES, color="0.88", zorder=0)
+        for _, r in keep.iterrows():
+            norms = _profile(prof, name, T, r, phase)
+            if not norms or not norms[-1] > 0:
+                continue
+            logs = [_log10(v / norms[-1]) for v in norms[::stride]]
+            label = r.model + (f" {r.knob}*={fmt_dt(r['dt'])}" if isinstance(r.knob, str) else "")
+            ax.plot(range(1, T + 1, stride), logs, label=label, color=palette[r.model])
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xlabel("t")
+        ax.set_ylabel("log10(‖∂L/∂h_t‖ / ‖∂L/∂h_T‖)")
+        ax.set_title(f"{name} T={T}: {phase}, at Δt* (a line ends where the norm underflows)")
+        ax.legend(fontsize=7)
+    return fig
 
 
 # -- command line ----------------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ def _linked_rows(table: Table, runs: list[Run]) -> list[list]:
     at = {c: table.columns.index(c) for c in ("task", "model", "variant") if c in table.columns}
     out = []
     for row in table.rows:
+        if len(row) != len(table.columns):  # a ragged row links nothing rather than the wrong run
+            out.append(row)
+            continue
         match = next((r for r in runs if r.record["model"] == row[at["model"]]
                       and r.record["task"] == row[at["task"]]
                       and ("variant" not in at or r.record["task_info"]["variant"] == row[at["variant"]])), None)

@@ -39,7 +39,7 @@ def shown(path: Path) -> str:
 
 def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     with path.open(newline="") as f:
-        rows = list(csv.reader(f))
+        rows = [row for row in csv.reader(f) if row]  # a blank line (a trailing one) is no row
     return (rows[0], rows[1:]) if rows else ([], [])
 
 
