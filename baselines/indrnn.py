@@ -79,8 +79,8 @@ class IndRNN(RecurrentModel):
     @classmethod
     def resolve_config(cls, cfg, *, input_size, hidden_size, seq_len):
         if cfg.u_max is not None:
-            return cfg
-        return IndRNNConfig(**{**cfg.__dict__, "u_max": cfg.mag ** (1.0 / seq_len)})
+            return cfg, {}
+        return IndRNNConfig(**{**cfg.__dict__, "u_max": cfg.mag ** (1.0 / seq_len)}), {}
 
     def __init__(self, input_size, hidden_size, cfg):
         super().__init__(input_size, hidden_size, cfg)

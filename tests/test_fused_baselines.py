@@ -191,8 +191,9 @@ def test_benchmark_table_lists_every_requested_model_and_its_site_page_equals_it
     assert [r[0] for r in written] == rows and written[1][2] == "1.00"
     assert (tmp_path / "t" / "cells" / "table.md").read_text().startswith("# Cell table")
     index = build_site(tmp_path / "site", tables=[tmp_path / "t"], runs=[])
-    page = Page((index.parent / "tables" / "t-cells-table.html").read_text())
-    assert page.tables["table"] == written
+    text = (index.parent / "tables" / "t-cells-table.html").read_text()
+    assert Page(text).tables["table"] == written
+    assert "medians of 1 interleaved rounds; load average" in text  # how it was measured, above the table
 
 
 def test_memory_benchmark_measures_every_mode_in_its_own_process():

@@ -100,15 +100,17 @@ def test_heuristic_is_the_default_and_resolves_to_a_float_with_its_rule(name):
     field = heuristic.step_size_field(cls)
     default = cls.Config()
     assert getattr(default, field) == "heuristic"
-    cfg = cls.resolve_config(default, input_size=2, hidden_size=8, seq_len=40)
+    cfg, notes = cls.resolve_config(default, input_size=2, hidden_size=8, seq_len=40)
     others = {k: v for k, v in dataclasses.asdict(default).items() if k != field}
     expected, _ = heuristic_dt(cls, input_size=2, hidden_size=8, seq_len=40, **others)
     assert isinstance(getattr(cfg, field), float) and getattr(cfg, field) == expected
     assert dataclasses.asdict(cfg) == {**others, field: expected}  # no extra keys in the config
-    record = cls(2, 8, cfg).extra_record()["step_size"]
+    built = suite.build_model(name, input_size=2, output_size=1, hidden_size=8, seq_len=40)
+    assert built.resolution == notes and getattr(built.cfg, field) == expected
+    record = built.extra_record()["step_size"]
     assert record["rule"] == heuristic.RULE and record["value"] == expected and record["field"] == field
     given = dataclasses.replace(default, **{field: 0.05})
-    assert cls.resolve_config(given, input_size=2, hidden_size=8, seq_len=40) is given
+    assert cls.resolve_config(given, input_size=2, hidden_size=8, seq_len=40) == (given, {})
     assert cls(2, 8, given).extra_record()["step_size"] == {"field": field, "value": 0.05, "rule": "given"}
     with pytest.raises(SuiteError, match="heuristic"):
         cls(2, 8, default).step(torch.zeros(1, 2), cls(2, 8, given).initial_state(1, "cpu", torch.float32))

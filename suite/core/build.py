@@ -41,10 +41,11 @@ def build_model(name: str, *, input_size: int, output_size: int, hidden_size: in
     chooses from the task before training are filled in (``resolve_config``)."""
     cls = MODELS.get(name)
     require(hidden_size >= 1, f"hidden_size={hidden_size} must be >= 1")
-    cfg = build_config(cls.Config, hparams, prefix="model.")
+    cfg, notes = build_config(cls.Config, hparams, prefix="model."), {}
     if seq_len is not None:
-        cfg = cls.resolve_config(cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
+        cfg, notes = cls.resolve_config(cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
     model = cls(input_size, hidden_size, cfg)
+    model.resolution = notes
     model.readout = nn.Linear(model.feature_size, output_size)
     model.init_readout(model.readout)
     return model

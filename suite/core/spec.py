@@ -150,12 +150,18 @@ class RecurrentModel(nn.Module):
         """Width of :meth:`features`; the readout's input size."""
         return self.hidden_size
 
+    # how resolve_config chose what it filled in (e.g. the heuristic's rule and measured
+    # deviation), set by suite.core.build.build_model; empty for a model built without seq_len
+    resolution: dict[str, Any] = {}
+
     @classmethod
-    def resolve_config(cls, cfg: Any, *, input_size: int, hidden_size: int, seq_len: int) -> Any:
+    def resolve_config(cls, cfg: Any, *, input_size: int, hidden_size: int, seq_len: int) -> tuple[Any, dict]:
         """Fill in hyperparameters chosen before training from what is known then
-        (e.g. a heuristic step size from the sequence length); returns the config the
-        model is built with, which the record keeps. Default: unchanged."""
-        return cfg
+        (e.g. a heuristic step size from the sequence length). Returns the config the
+        model is built with, which the record keeps, and notes of how it was chosen,
+        which the built model holds as ``resolution`` (for :meth:`extra_record`).
+        Default: the config unchanged, no notes."""
+        return cfg, {}
 
     def initial_state(self, batch_size: int, device: torch.device | str, dtype: torch.dtype) -> State:
         raise NotImplementedError

@@ -278,25 +278,23 @@ def _cached(cls, field, input_size, hidden_size, seq_len, seed, probe_batch, tar
 
 
 def resolve_step_size(cls: type[RecurrentModel], cfg: Any, *, input_size: int, hidden_size: int,
-                      seq_len: int) -> Any:
+                      seq_len: int) -> tuple[Any, dict]:
     """Body of a model's ``resolve_config``: a step-size field set to ``"heuristic"``
-    becomes Δt*. The choice (rule, measured deviation, seconds) rides along on the
-    returned config as the plain attribute ``step_size_choice``, not a field, so the
-    config's keys stay what a user may set; :func:`step_size_record` reads it back."""
+    becomes Δt*; the notes say how (rule, measured deviation, seconds), under
+    ``"step_size"``, for :func:`step_size_record`. The config keeps only its own keys."""
     field = step_size_field(cls)
     if field is None or getattr(cfg, field) != "heuristic":
-        return cfg
+        return cfg, {}
     others = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init and f.name != field}
     dt, info = heuristic_dt(cls, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len, **others)
-    resolved = dataclasses.replace(cfg, **{field: dt})
-    resolved.step_size_choice = {"field": field, "value": dt, "rule": info["rule"], "deviation": info["deviation"],
-                                 "target_met": info["target_met"], "seconds": round(info["seconds"], 3)}
-    return resolved
+    choice = {"field": field, "value": dt, "rule": info["rule"], "deviation": info["deviation"],
+              "target_met": info["target_met"], "seconds": round(info["seconds"], 3)}
+    return dataclasses.replace(cfg, **{field: dt}), {"step_size": choice}
 
 
-def step_size_record(cfg: Any, field: str) -> dict:
+def step_size_record(model: RecurrentModel, field: str) -> dict:
     """For a model's ``extra_record``: how its step size was set (``rule`` "given" or the heuristic's)."""
-    return getattr(cfg, "step_size_choice", None) or {"field": field, "value": getattr(cfg, field), "rule": "given"}
+    return model.resolution.get("step_size") or {"field": field, "value": getattr(model.cfg, field), "rule": "given"}
 
 
 class HeuristicStepSize:
@@ -309,7 +307,7 @@ class HeuristicStepSize:
         return resolve_step_size(cls, cfg, input_size=input_size, hidden_size=hidden_size, seq_len=seq_len)
 
     def extra_record(self):
-        return {"step_size": step_size_record(self.cfg, step_size_field(type(self)))}
+        return {"step_size": step_size_record(self, step_size_field(type(self)))}
 
     def step_size(self) -> float:
         field = step_size_field(type(self))

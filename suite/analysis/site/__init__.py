@@ -98,7 +98,7 @@ def build_site(out: Path, *, tables: list[Path], runs: list[Path]) -> Path:
         behind = [r for d in table.runs_dirs for p, r in all_runs.items() if p.is_relative_to(d.resolve())]
         figures = pages.copy_figures(table, out)
         env.get_template("table.html").stream(
-            title=table.title, root="../", crumbs=[], source=shown(table.source), note="",
+            title=table.title, root="../", crumbs=[], source=shown(table.source), note="", about=table.about,
             columns=table.columns or RUN_COLUMNS, rows=_linked_rows(table, behind) if table.columns else
             [run_row(r) for r in behind], figures=figures,
             run_columns=RUN_COLUMNS, run_rows=[run_row(r) for r in behind] if table.columns else [],

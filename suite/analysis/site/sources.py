@@ -22,6 +22,7 @@ class Table:
     rows: list[list[str]]
     figures: list[Path]
     runs_dirs: list[Path]  # where the records behind the table lie (may be empty)
+    about: list[str] = dataclasses.field(default_factory=list)  # how it was made: the paragraphs above it
 
 
 @dataclasses.dataclass
@@ -72,6 +73,24 @@ def _title(path: Path, slug: str) -> str:
     return slug.replace("-", " ")
 
 
+def _about(path: Path) -> list[str]:
+    """The paragraphs of the Markdown file beside the table (or the table's own) between
+    its title and its first table or section: when, how and from what it was made."""
+    md = path.with_suffix(".md")
+    if not md.exists():
+        return []
+    paragraphs, current = [], []
+    for line in md.read_text().splitlines()[1:]:
+        if line.startswith(("|", "## ")):
+            break
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    return paragraphs + ([" ".join(current)] if current else [])
+
+
 def _is_table(path: Path, root: Path) -> bool:
     parts = path.relative_to(root).parts[:-1]
     if any(part in SKIP_DIRS or part.startswith(".") for part in parts):
@@ -101,7 +120,7 @@ def find_tables(roots: list[Path], runs_roots: list[Path]) -> list[Table]:
             figures = sorted(p for d in image_dirs if d.is_dir() for p in d.rglob("*.png"))
             runs = [d for d in ([folder] if folder else [root / path.stem]) if d.is_dir()]
             runs += [r for r in runs_roots if r.name == path.stem and r.is_dir()]
-            tables.append(Table(slug, _title(path, slug), path, columns, rows, figures, runs))
+            tables.append(Table(slug, _title(path, slug), path, columns, rows, figures, runs, _about(path)))
     return tables
 
 
