@@ -64,7 +64,8 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    n = torch.get_num_threads()
+    return f"{cpu}, {n} torch thread{'s' if n != 1 else ''}, torch {torch.__version__}"
 
 
 def make_step(name: str, shape: dict, hparams: dict, device: torch.device, graphs: bool = False):
@@ -137,7 +138,8 @@ def write(out: Path, head: str, times: dict[str, list[float]], labels: dict[str,
     csv.writer(buffer, lineterminator="\n").writerows([COLUMNS, *rows(times, labels)])
     write_text_atomic(out / "table.csv", buffer.getvalue())
     title = "# Cell table: one training step of every model against torch.nn.LSTM"
-    write_text_atomic(out / "table.md", f"{title}\n\n{head}\n\n{table(times, labels)}\n")
+    how = head.replace("\ncommand:", "\n\ncommand:")  # the measurement and the command: two paragraphs
+    write_text_atomic(out / "table.md", f"{title}\n\n{how}\n\n{table(times, labels)}\n")
     return out / "table.md"
 
 
