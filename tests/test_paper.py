@@ -117,3 +117,18 @@ def test_every_study_table_is_dispatched_to_its_study_with_its_profile(tmp_path,
                      ("tuning", "tuning-medium", "copy-T50")]
     with pytest.raises(SuiteError, match="runs its own study, not cells"):
         runner.cells(runner.plan(runner.Request("hdnn", "quick", tmp_path)))
+
+
+def test_the_documented_new_table_is_a_valid_table(tmp_path):
+    # docs/extending.md's example file: read by the catalog, its cells resolve
+    import re
+
+    from suite.core import paths
+
+    text = (paths.CHECKOUT / "docs" / "extending.md").read_text()
+    body = re.search(r"## Adding a table.*?```toml\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "copy-gru-hrnn.toml").write_text(body)
+    table = catalog.read_table(tmp_path / "copy-gru-hrnn.toml")
+    cfgs = paper.cell_configs(table.profiles["quick"], [], ["gru", "hrnn"])
+    assert len(cfgs) == 2 * 2 * 3 and {c.task_params["T"] for c in cfgs} == {"20", "50"}
+    assert all(resolve(c).config["steps"] == 1000 for c in cfgs)
