@@ -92,14 +92,6 @@ def plan(request: Request) -> Plan:
     return Plan(request, table, profile_name, profile, kind)
 
 
-def _anchor_names(cells: str | None) -> list[str]:
-    names = list(sanity.ANCHORS) if cells is None else [a.strip() for a in cells.split(",") if a.strip()]
-    unknown = [n for n in names if n not in sanity.ANCHORS]
-    if unknown or not names:
-        raise SuiteError(f"unknown anchor {(unknown or [cells])[0]!r} (valid: {', '.join(sanity.ANCHORS)})")
-    return names
-
-
 def cells(p: Plan, *, every_model: bool = False) -> list[RunConfig]:
     """The harness runs of a cells profile (with ``every_model``: of every registered
     model, ``--models`` aside: the table shows every model whose record exists)."""
@@ -107,7 +99,7 @@ def cells(p: Plan, *, every_model: bool = False) -> list[RunConfig]:
     if isinstance(p.profile, (Grid, Recipes)):
         return paper.cell_configs(p.profile, list(r.sets), None if every_model else r.models)
     if isinstance(p.profile, Anchors):
-        return [cfg for _, cfg in sanity.configs(_anchor_names(r.cells))]
+        return [cfg for _, cfg in sanity.configs(sanity.chosen_anchors(r.cells))]
     raise SuiteError(f"table {p.table.name!r} ({p.profile_name} profile) runs its own study, not cells")
 
 

@@ -131,6 +131,15 @@ def budget_sets(name: str, anchor: Anchor) -> list[str]:
     return sets
 
 
+def chosen_anchors(names: str | None) -> list[str]:
+    """The anchors named in ``names`` (comma-separated; every anchor when None), each checked."""
+    chosen = list(ANCHORS) if names is None else [a.strip() for a in names.split(",") if a.strip()]
+    unknown = [n for n in chosen if n not in ANCHORS]
+    if unknown or not chosen:
+        raise SuiteError(f"unknown anchor {(unknown or [names])[0]!r} (valid: {', '.join(ANCHORS)})")
+    return chosen
+
+
 def configs(names: list[str]):
     return [(name, recipe_config(name, budget_sets(name, ANCHORS[name]), seed=seed))
             for name in names for seed in ANCHORS[name].seeds]
