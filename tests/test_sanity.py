@@ -86,9 +86,21 @@ def test_fresh_evaluation_sets_add_their_sampling_error_to_an_mse_tolerance():
     assert sampling == pytest.approx(math.sqrt(2) * math.hypot(0.166, 0.175) / math.sqrt(1000))
     expected = 2 * math.sqrt(0.001**2 * (1 + 1 / 3) + sampling**2)
     assert frame.tolerance.iloc[0] == pytest.approx(expected)
-    assert frame.verdict.tolist() == ["pass", "FAIL"]
+    # on the plateau a network that learned nothing (1/6) passes as well: uninformative, not a pass
+    assert frame.verdict.iloc[0].startswith("uninformative") and frame.verdict.iloc[1] == "FAIL"
     # an anchor evaluated on a fixed set (eval_samples None) gets no such term
     assert sanity.ANCHORS["lem-adding-T2000"].eval_samples == 1000 and sanity.ANCHORS["lem-smnist"].eval_samples is None
+
+
+def test_a_point_a_run_at_chance_would_pass_is_uninformative():
+    # lem-psmnist's own three seeds (73.7, 21.9, 25.5 % after epoch 1) give σ 29 pp and a
+    # tolerance of 67 pp around the log's 63.9 %: a run at chance (10 %) would pass it too
+    frame = _frame([(sanity.REFERENCE, "epoch", 1.0, "accuracy", 90.0, [90.0, 92.0, 94.0]),
+                    ("lem-psmnist", "epoch", 1.0, "accuracy", 63.9, [73.73, 21.93, 25.47])])
+    assert frame.verdict.iloc[0] == "pass"
+    assert frame.tolerance.iloc[1] > 63.9 - sanity.ANCHORS["lem-psmnist"].chance
+    assert frame.verdict.iloc[1] == "uninformative (chance, 10, is within it too)"
+    assert "0 of 1 points run pass, 1 uninformative" in sanity.notes(frame)
 
 
 def test_unknown_anchor_is_one_line(capsys):

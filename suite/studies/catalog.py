@@ -72,6 +72,9 @@ class Anchor:
 
     points: int
     seeds: tuple[int, ...]
+    # the score of a network that learned nothing, in the log's units (accuracy in %, or MSE):
+    # a point at which such a run would pass too cannot tell a faithful run from a broken one
+    chance: float
     note: str = ""  # what we found out about a failing row
     # an anchor logged by iteration with fewer than 3 seeds borrows the reference's σ at
     # the epoch nearest its point (point / iterations_per_epoch, rounded)
