@@ -103,6 +103,38 @@ def test_a_point_a_run_at_chance_would_pass_is_uninformative():
     assert "0 of 1 points run pass, 1 uninformative" in sanity.notes(frame)
 
 
+def test_one_published_run_is_placed_among_ours_by_rank():
+    from suite.analysis.stats import first_below, one_run_among
+
+    assert first_below([101, 201, 301], [0.17, 0.09, 0.01], 0.1) == 201.0
+    assert first_below([101, 201], [0.17, 0.16], 0.1) is None
+    # three of ours censored after theirs (still above at 2401 against their 1701): later, known
+    assert one_run_among(1701.0, [(2401.0, False)] * 3) == (
+        "not decided: theirs before all 3 of ours, which a run drawn from our distribution is with "
+        "probability 1/4 = 0.25")
+    assert one_run_among(1701.0, [(2401.0, False)] * 19 + [(3001.0, True)]).startswith("FAIL: theirs before all 20")
+    assert one_run_among(1701.0, [(1501.0, True), (2401.0, False), (4001.0, True)]) == (
+        "within our distribution: 1 of our 3 runs earlier")
+    # a run of ours stopped before their escape cannot say which came first
+    assert one_run_among(1701.0, [(1201.0, False), (2401.0, False)]).startswith("not decided (a run of ours stopped")
+
+
+def test_the_adding_anchor_has_an_escape_study_on_fresh_seeds():
+    study = sanity.ANCHORS["lem-adding-T2000"].escape
+    cells = sanity.escape_configs(list(sanity.ANCHORS))
+    assert [cfg.seed for _, cfg in cells] == list(study.seeds)
+    assert not set(study.seeds) & set(sanity.ANCHORS["lem-adding-T2000"].seeds)
+    for name, cfg in cells:
+        assert name == "lem-adding-T2000" and cfg.recipe == name
+        assert (cfg.steps, cfg.eval_every, cfg.epochs) == (study.steps, 100, None)
+    from suite.studies import runner
+
+    planned = runner.cells(runner.plan(runner.Request("sanity", cells="lem-adding-T2000")))
+    assert [c.seed for c in planned] == [0, 1, 2, 3, 4, 5, 6, 7]
+    section = sanity.escape_section("lem-adding-T2000", sanity.RUNS)
+    assert "The authors' log: 1701 (one run, seed unknown)" in section
+
+
 def test_unknown_anchor_is_one_line(capsys):
     assert main(["paper", "sanity", "--anchors", "lem-smnist,nope"]) == 2
     err = capsys.readouterr().err

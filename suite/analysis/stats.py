@@ -10,7 +10,10 @@ Conventions, stated once:
   so no caller writes the comparison itself;
 - two configurations **tie** when their means differ by at most ``TIE_SE`` standard
   errors of the difference, √(s₁²/n₁ + s₂²/n₂); below ``MIN_SEEDS`` seeds on either side
-  there is no verdict.
+  there is no verdict;
+- one run of theirs (a published log) against n runs of ours is placed by rank: were it a
+  draw from our distribution, it would come before all n of ours with probability
+  1/(n + 1), so "outside" needs that below ``RANK_P`` (:func:`one_run_among`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterable
 
 TIE_SE = 2.0
 MIN_SEEDS = 3
+RANK_P = 0.05
 
 
 def finite(values: Iterable) -> list[float]:
@@ -82,3 +86,23 @@ def plus_minus(mean: float, std: float, digits: str = ".4g", spread: str = ".2g"
     if math.isnan(mean):
         return "—"
     return f"{mean:{digits}} ± {'—' if math.isnan(std) else format(std, spread)}"
+
+
+def first_below(points: Iterable, values: Iterable, below: float) -> float | None:
+    """The first point whose value is below ``below`` (None: never)."""
+    return next((float(p) for p, v in zip(points, values) if v < below), None)
+
+
+def one_run_among(theirs: float, ours: list[tuple[float, bool]]) -> str:
+    """Where one run's event time ``theirs`` falls among ours: ``(time, True)`` for a run of
+    ours with the event at ``time``, ``(time, False)`` for one that ran to ``time`` without it
+    (censored). Only "earlier than all of ours" can be a failure, at probability 1/(n + 1)."""
+    if not ours or any(not hit and t < theirs for t, hit in ours):
+        return "not decided (a run of ours stopped before their event)"
+    n = len(ours)
+    earlier = sum(hit and t < theirs for t, hit in ours)
+    if earlier:
+        return f"within our distribution: {earlier} of our {n} runs earlier"
+    p = 1 / (n + 1)
+    return (f"{'FAIL' if p < RANK_P else 'not decided'}: theirs before all {n} of ours, which a run drawn "
+            f"from our distribution is with probability 1/{n + 1} = {p:.2f}")

@@ -67,6 +67,17 @@ class Recipes:
 
 
 @dataclasses.dataclass(frozen=True)
+class Escape:
+    """When an MSE anchor's runs leave the trivial plateau: the first validation point below
+    ``below``, over runs of ``steps`` steps on ``seeds`` (a run still above it at its end is
+    censored there), held against the point where the authors' log first falls below it."""
+
+    below: float
+    steps: int
+    seeds: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Anchor:
     """An authors' log and the budget we run of it: the first ``points`` logged points."""
 
@@ -81,6 +92,7 @@ class Anchor:
     iterations_per_epoch: int | None = None
     # an MSE anchor whose authors evaluated on this many random sequences per point
     eval_samples: int | None = None
+    escape: Escape | None = None  # an escape-time study beside the anchor's own points
 
 
 @dataclasses.dataclass(frozen=True)

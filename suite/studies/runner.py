@@ -99,7 +99,8 @@ def cells(p: Plan, *, every_model: bool = False) -> list[RunConfig]:
     if isinstance(p.profile, (Grid, Recipes)):
         return paper.cell_configs(p.profile, list(r.sets), None if every_model else r.models)
     if isinstance(p.profile, Anchors):
-        return [cfg for _, cfg in sanity.configs(sanity.chosen_anchors(r.cells))]
+        names = sanity.chosen_anchors(r.cells)
+        return [cfg for _, cfg in sanity.configs(names) + sanity.escape_configs(names)]
     raise SuiteError(f"table {p.table.name!r} ({p.profile_name} profile) runs its own study, not cells")
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suite.analysis import plotting
+from suite.analysis import plotting, stats
 from suite.core import paths, records
 from suite.core.build import resolve
 from suite.core.recipes import get_recipe, recipe_config
@@ -143,6 +143,63 @@ def chosen_anchors(names: str | None) -> list[str]:
 def configs(names: list[str]):
     return [(name, recipe_config(name, budget_sets(name, ANCHORS[name]), seed=seed))
             for name in names for seed in ANCHORS[name].seeds]
+
+
+def escape_configs(names: list[str]):
+    """The escape-time runs of those anchors that have a study of it: the recipe at the
+    study's steps, validated at the anchor's interval, on the study's seeds."""
+    found = []
+    for name in names:
+        anchor = ANCHORS[name]
+        if anchor.escape is None:
+            continue
+        kind, interval, _ = validation_steps(name, anchor)
+        if kind != "iteration" or get_recipe(name).values.get("schedule", "constant") != "constant":
+            raise SuiteError(f"anchor {name}: an escape study needs an iteration log and a constant learning rate")
+        sets = ["epochs=none", f"steps={anchor.escape.steps}", f"eval_every={interval}"]
+        found += [(name, recipe_config(name, sets, seed=seed)) for seed in anchor.escape.seeds]
+    return found
+
+
+def _offset(name: str) -> float:
+    """The log's point minus our validation step at it (1 for LEM's adding logs, else 0)."""
+    _, _, steps = validation_steps(name, ANCHORS[name])
+    return next(p - s for p, s in steps.items())
+
+
+def escape_rows(name: str, runs_root: Path) -> pd.DataFrame:
+    """Per seed of ours, the log point at which the run first validates below the study's
+    threshold, or the last point it ran to (``escaped`` False: censored there)."""
+    by_hash = {rec["config_hash"]: path for path, rec in records.iter_records(runs_root)}
+    offset = _offset(name)
+    rows = []
+    for source, cells in (("anchor run", configs([name])), ("escape run", escape_configs([name]))):
+        for _, cfg in cells:
+            path = by_hash.get(resolve(cfg).hash)
+            if path is None:
+                rows.append({"seed": cfg.seed, "source": source, "steps": cfg.steps, "point": None, "escaped": None})
+                continue
+            val = pd.read_csv(path / "curves.csv").query("split == 'val'")
+            hit = stats.first_below(val.step + offset, val.metric, ANCHORS[name].escape.below)
+            rows.append({"seed": cfg.seed, "source": source, "steps": cfg.steps, "escaped": hit is not None,
+                         "point": hit if hit is not None else float(val.step.iloc[-1] + offset)})
+    return pd.DataFrame(rows)
+
+
+def escape_section(name: str, runs_root: Path) -> str:
+    study = ANCHORS[name].escape
+    log = load_log(name)
+    theirs = stats.first_below(log.point, log.value, study.below)
+    ours = escape_rows(name, runs_root)
+    seeds = ", ".join(f"seed {r.seed} " + ("not run" if r.escaped is None else f"{r.point:g}" if r.escaped
+                                           else f"> {r.point:g} (censored)") for r in ours.itertuples())
+    done = ours[ours.escaped.notna()]
+    verdict = stats.one_run_among(theirs, list(zip(done.point, done.escaped.astype(bool))))
+    missing = f" ({len(ours) - len(done)} of {len(ours)} runs not run yet)" if len(done) < len(ours) else ""
+    return (f"\n## {name}: when the runs leave the plateau\n\n"
+            f"The first validation point below {study.below:g} (the log's iterations). The authors' log: "
+            f"{theirs:g} (one run, seed unknown). Ours, the anchor's runs ({configs([name])[0][1].steps} steps) "
+            f"and the escape runs ({study.steps} steps): {seeds}. Verdict{missing}: {verdict}.\n")
 
 
 def _ours(record_path: Path, kind: str, per_epoch: int | None, scale: float) -> dict[float, float]:
@@ -316,15 +373,39 @@ def figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return written
 
 
+def escape_figure(name: str, runs_root: Path, out_dir: Path) -> Path:
+    """Every run of the escape study against the authors' whole log, on a log scale."""
+    plt = plotting.pyplot()
+    study, log = ANCHORS[name].escape, load_log(name)
+    log = log[log.point <= study.steps]
+    by_hash = {rec["config_hash"]: path for path, rec in records.iter_records(runs_root)}
+    fig, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(log.point, log.value, "k-", label="authors' log (one run)")
+    for _, cfg in configs([name]) + escape_configs([name]):
+        path = by_hash.get(resolve(cfg).hash)
+        if path is not None:
+            val = pd.read_csv(path / "curves.csv").query("split == 'val'")
+            axis.plot(val.step + _offset(name), val.metric, "--", alpha=0.8, label=f"ours, seed {cfg.seed}")
+    axis.axhline(study.below, color=plotting.BASELINE, linestyle=":", label=f"escape: below {study.below:g}")
+    axis.set(xlim=(0, study.steps), yscale="log", xlabel="iteration", ylabel=f"validation {log.metric.iloc[0]}",
+             title=f"{name}: leaving the plateau")
+    plotting.legend_outside(fig, *axis.get_legend_handles_labels())
+    written = plotting.save(fig, out_dir / f"{name}-escape.png")
+    plt.close(fig)
+    return written
+
+
 def write_table(names: list[str], runs_root: Path, out: Path) -> Path:
     frame = build_rows(names, runs_root)
     table = render(frame)
     text = HEADER.format(reference=REFERENCE, floor=FLOOR) + table.to_markdown(index=False) + "\n" + notes(frame)
+    text += "".join(escape_section(n, runs_root) for n in names if ANCHORS[n].escape is not None)
     write_text_atomic(out / "table.md", text)
     flat = frame.assign(ours_seeds=frame.ours_seeds.map(lambda v: ";".join(f"{x!r}" for x in v)),
                         note=frame.anchor.map(lambda a: ANCHORS[a].note))
     write_text_atomic(out / "table.csv", flat.to_csv(index=False))
-    for path in figures(frame, out / "figures"):
+    escapes = [escape_figure(n, runs_root, out / "figures") for n in names if ANCHORS[n].escape is not None]
+    for path in figures(frame, out / "figures") + escapes:
         print(f"figure: {path}")
     print(text)
     return out / "table.md"
