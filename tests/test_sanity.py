@@ -13,7 +13,7 @@ import pytest
 from suite.cli.main import main
 from suite.core.build import resolve
 from suite.core.registry import SuiteError
-from suite.studies import sanity
+from suite.studies import sanity, sanity_report
 
 
 @pytest.mark.parametrize("name", list(sanity.ANCHORS))
@@ -100,7 +100,7 @@ def test_a_point_a_run_at_chance_would_pass_is_uninformative():
     assert frame.verdict.iloc[0] == "pass"
     assert frame.tolerance.iloc[1] > 63.9 - sanity.ANCHORS["lem-psmnist"].chance
     assert frame.verdict.iloc[1] == "uninformative (chance, 10, is within it too)"
-    assert "0 of 1 points run pass, 1 uninformative" in sanity.notes(frame)
+    assert "0 of 1 points run pass, 1 uninformative" in sanity_report.notes(frame)
 
 
 def test_one_published_run_is_placed_among_ours_by_rank():
@@ -131,7 +131,7 @@ def test_the_adding_anchor_has_an_escape_study_on_fresh_seeds():
 
     planned = runner.cells(runner.plan(runner.Request("sanity", cells="lem-adding-T2000")))
     assert [c.seed for c in planned] == [0, 1, 2, 3, 4, 5, 6, 7]
-    section = sanity.escape_section("lem-adding-T2000", sanity.RUNS)
+    section = sanity_report.escape_section("lem-adding-T2000", sanity.RUNS)
     assert "The authors' log: 1701 (one run, seed unknown)" in section
 
 

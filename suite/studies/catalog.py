@@ -86,6 +86,7 @@ class Anchor:
     # the score of a network that learned nothing, in the log's units (accuracy in %, or MSE):
     # a point at which such a run would pass too cannot tell a faithful run from a broken one
     chance: float
+    log: str  # what the authors' log is: one run, best or not, and what is known of its seed
     note: str = ""  # what we found out about a failing row
     # an anchor logged by iteration with fewer than 3 seeds borrows the reference's σ at
     # the epoch nearest its point (point / iterations_per_epoch, rounded)

@@ -26,7 +26,7 @@ from suite.core.build import resolve
 from suite.core.config import RunConfig
 from suite.core.records import check_writable
 from suite.core.registry import SuiteError
-from suite.studies import catalog, deep_hdnn, gradients, paper, sanity, tuning_quick, tuning_verdict
+from suite.studies import catalog, deep_hdnn, gradients, paper, sanity, sanity_report, tuning_quick, tuning_verdict
 from suite.studies.catalog import Anchors, Grid, Recipes, Table
 
 # beyond --out, --data-dir, --threads and -q, which every kind takes
@@ -120,7 +120,7 @@ def shown_hashes(p: Plan) -> set[str]:
 def write(p: Plan, hashes: set[str]) -> Path:
     """The table of a cells profile from its records (only those of ``hashes``)."""
     if p.kind == "anchors":
-        return sanity.write_table(list(sanity.ANCHORS), p.runs_root, p.where)
+        return sanity_report.write_table(list(sanity.ANCHORS), p.runs_root, p.where)
     return paper.write_table(p.table.name, p.profile_name, p.runs_root, Path(p.request.out), hashes=hashes)
 
 
