@@ -49,10 +49,11 @@ seeds; IndRNN's evaluations, every 1700 iterations, borrow it at the nearest epo
 our number of seeds; never below {floor:g} pp for accuracy. For the adding anchor the
 authors tested on 1000 fresh random sequences at each point and we on a fixed set of
 1000: each side's sampling error, √2·MSE/√1000, joins σ in quadrature. A row with no
-measured σ says so instead of passing, and a point at which a network that learned
-nothing (its score: 10 % on MNIST, 1/6 on the adding problem) would pass as well is
-**uninformative**, not a pass. Runs: the recipe as published except its budget
-(cut to the logged points); `rnnsuite recipes NAME` prints each recipe with its sources,
+measured σ says so instead of passing, and a point that a run halfway between chance
+(10 % on MNIST, 1/6 on the adding problem) and the log would pass as well is
+**uninformative**, not a pass: the check cannot tell a faithful run from a broken one
+there. Runs: the recipe as published except its budget (cut to the logged points);
+`rnnsuite recipes NAME` prints each recipe with its sources,
 `rnnsuite paper sanity --anchors NAME` reruns a row's cells.
 
 """
@@ -84,7 +85,7 @@ def notes(frame: pd.DataFrame) -> str:
         blind = int(run.verdict.str.startswith("uninformative").sum())
         line = f"- **{name}** (authors' log: {ANCHORS[name].log}): {passed} of {len(run)} points run pass"
         if blind:
-            line += f", {blind} uninformative (a run at chance would pass them too)"
+            line += f", {blind} uninformative (a run halfway from chance to the log would pass them too)"
         if ANCHORS[name].note:
             line += f". {ANCHORS[name].note[0].upper()}{ANCHORS[name].note[1:]}."
         lines.append(line)
