@@ -134,7 +134,7 @@ def test_the_adding_anchor_has_an_escape_study_on_fresh_seeds():
 
     planned = runner.cells(runner.plan(runner.Request("sanity", cells="lem-adding-T2000")))
     assert [c.seed for c in planned] == [0, 1, 2, 3, 4, 5, 6, 7]
-    section = sanity_report.escape_section("lem-adding-T2000", sanity.RUNS)
+    section = sanity_report.escape_section("lem-adding-T2000", sanity.escape_runs("lem-adding-T2000", sanity.RUNS))
     assert "The authors' log: 1701 (one run, seed unknown)" in section
 
 

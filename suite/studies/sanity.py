@@ -172,22 +172,32 @@ def point_offset(name: str) -> float:
     return next(p - s for p, s in steps.items())
 
 
-def escape_rows(name: str, runs_root: Path) -> pd.DataFrame:
-    """Per seed of ours, the log point at which the run first validates below the study's
-    threshold, or the last point it ran to (``escaped`` False: censored there)."""
+def escape_runs(name: str, runs_root: Path) -> list[tuple[str, object, pd.DataFrame | None]]:
+    """The anchor's own runs and its escape runs, read once: (source, config, the validation
+    curve with each step's ``point`` in the log's count, or None when the run has no record)."""
     by_hash = {rec["config_hash"]: path for path, rec in records.iter_records(runs_root)}
     offset = point_offset(name)
-    rows = []
+    found = []
     for source, cells in (("anchor run", configs([name])), ("escape run", escape_configs([name]))):
         for _, cfg in cells:
             path = by_hash.get(resolve(cfg).hash)
-            if path is None:
-                rows.append({"seed": cfg.seed, "source": source, "steps": cfg.steps, "point": None, "escaped": None})
-                continue
-            val = pd.read_csv(path / "curves.csv").query("split == 'val'")
-            hit = stats.first_below(val.step + offset, val.metric, ANCHORS[name].escape.below)
-            rows.append({"seed": cfg.seed, "source": source, "steps": cfg.steps, "escaped": hit is not None,
-                         "point": hit if hit is not None else float(val.step.iloc[-1] + offset)})
+            val = None if path is None else pd.read_csv(path / "curves.csv").query("split == 'val'")
+            found.append((source, cfg, None if val is None else val.assign(point=val.step + offset)))
+    return found
+
+
+def escape_rows(name: str, runs: list) -> pd.DataFrame:
+    """Per seed of ours (``runs`` from :func:`escape_runs`), the log point at which the run first
+    validates below the study's threshold, or the last point it ran to (``escaped`` False:
+    censored there)."""
+    rows = []
+    for source, cfg, val in runs:
+        if val is None:
+            rows.append({"seed": cfg.seed, "source": source, "steps": cfg.steps, "point": None, "escaped": None})
+            continue
+        hit = stats.first_below(val.point, val.metric, ANCHORS[name].escape.below)
+        rows.append({"seed": cfg.seed, "source": source, "steps": cfg.steps, "escaped": hit is not None,
+                     "point": hit if hit is not None else float(val.point.iloc[-1])})
     return pd.DataFrame(rows)
 
 

@@ -16,8 +16,6 @@ from pathlib import Path
 import pandas as pd
 
 from suite.analysis import plotting, stats
-from suite.core import records
-from suite.core.build import resolve
 from suite.core.records import write_text_atomic
 from suite.studies.sanity import (
     ANCHORS,
@@ -26,11 +24,9 @@ from suite.studies.sanity import (
     REFERENCE,
     RUNS,
     build_rows,
-    configs,
-    escape_configs,
     escape_rows,
+    escape_runs,
     load_log,
-    point_offset,
 )
 
 HEADER = """# Sanity table: published recipes for their first epochs against the authors' logs
@@ -114,19 +110,17 @@ def figures(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     return written
 
 
-def escape_figure(name: str, runs_root: Path, out_dir: Path) -> Path:
-    """Every run of the escape study against the authors' whole log, on a log scale."""
+def escape_figure(name: str, runs: list, out_dir: Path) -> Path:
+    """Every run of the escape study (``runs`` from :func:`escape_runs`) against the authors'
+    whole log, on a log scale."""
     plt = plotting.pyplot()
     study, log = ANCHORS[name].escape, load_log(name)
     log = log[log.point <= study.steps]
-    by_hash = {rec["config_hash"]: path for path, rec in records.iter_records(runs_root)}
     fig, axis = plt.subplots(figsize=(7, 4))
     axis.plot(log.point, log.value, "k-", label="authors' log (one run)")
-    for _, cfg in configs([name]) + escape_configs([name]):
-        path = by_hash.get(resolve(cfg).hash)
-        if path is not None:
-            val = pd.read_csv(path / "curves.csv").query("split == 'val'")
-            axis.plot(val.step + point_offset(name), val.metric, "--", alpha=0.8, label=f"ours, seed {cfg.seed}")
+    for _, cfg, val in runs:
+        if val is not None:
+            axis.plot(val.point, val.metric, "--", alpha=0.8, label=f"ours, seed {cfg.seed}")
     axis.axhline(study.below, color=plotting.BASELINE, linestyle=":", label=f"escape: below {study.below:g}")
     axis.set(xlim=(0, study.steps), yscale="log", xlabel="iteration", ylabel=f"validation {log.metric.iloc[0]}",
              title=f"{name}: leaving the plateau")
@@ -140,31 +134,34 @@ def write_table(names: list[str], runs_root: Path, out: Path) -> Path:
     frame = build_rows(names, runs_root)
     table = render(frame)
     text = HEADER.format(reference=REFERENCE, floor=FLOOR) + table.to_markdown(index=False) + "\n" + notes(frame)
-    text += "".join(escape_section(n, runs_root) for n in names if ANCHORS[n].escape is not None)
+    escapes = {n: escape_runs(n, runs_root) for n in names if ANCHORS[n].escape is not None}
+    text += "".join(escape_section(n, runs) for n, runs in escapes.items())
     write_text_atomic(out / "table.md", text)
     flat = frame.assign(ours_seeds=frame.ours_seeds.map(lambda v: ";".join(f"{x!r}" for x in v)),
                         note=frame.anchor.map(lambda a: ANCHORS[a].note))
     write_text_atomic(out / "table.csv", flat.to_csv(index=False))
-    escapes = [escape_figure(n, runs_root, out / "figures") for n in names if ANCHORS[n].escape is not None]
-    for path in figures(frame, out / "figures") + escapes:
+    drawn = [escape_figure(n, runs, out / "figures") for n, runs in escapes.items()]
+    for path in figures(frame, out / "figures") + drawn:
         print(f"figure: {path}")
     print(text)
     return out / "table.md"
 
 
-def escape_section(name: str, runs_root: Path) -> str:
+def escape_section(name: str, runs: list) -> str:
+    """The escape study's paragraph from ``runs`` (:func:`escape_runs`)."""
     study = ANCHORS[name].escape
     log = load_log(name)
     theirs = stats.first_below(log.point, log.value, study.below)
-    ours = escape_rows(name, runs_root)
+    ours = escape_rows(name, runs)
     seeds = ", ".join(f"seed {r.seed} " + ("not run" if r.escaped is None else f"{r.point:g}" if r.escaped
                                            else f"> {r.point:g} (censored)") for r in ours.itertuples())
     done = ours[ours.escaped.notna()]
     verdict = stats.one_run_among(theirs, list(zip(done.point, done.escaped.astype(bool))))
     missing = f" ({len(ours) - len(done)} of {len(ours)} runs not run yet)" if len(done) < len(ours) else ""
+    anchor_steps = ours.steps[ours.source == "anchor run"].iloc[0]
     return (f"\n## {name}: when the runs leave the plateau\n\n"
             f"The first validation point below {study.below:g} (the log's iterations). The authors' log: "
-            f"{theirs:g} (one run, seed unknown). Ours, the anchor's runs ({configs([name])[0][1].steps} steps) "
+            f"{theirs:g} (one run, seed unknown). Ours, the anchor's runs ({anchor_steps} steps) "
             f"and the escape runs ({study.steps} steps): {seeds}. Verdict{missing}: {verdict}.\n")
 
 
