@@ -104,6 +104,9 @@ def test_a_point_a_run_halfway_from_chance_would_pass_is_uninformative():
     assert frame.tolerance.iloc[2] < (52.23 - sanity.ANCHORS["cornn-smnist"].chance) / 2
     assert frame.verdict.iloc[2] == "pass"
     assert "0 of 1 points run pass, 1 uninformative" in sanity_report.notes(frame.iloc[1:2])
+    # the header's chance scores are the anchors' data, by task and metric
+    phrase = sanity_report.chance_phrase()
+    assert "accuracy 10 % on smnist and psmnist" in phrase and "mse 0.1667 on adding" in phrase
 
 
 def test_one_published_run_is_placed_among_ours_by_rank():
@@ -120,6 +123,7 @@ def test_one_published_run_is_placed_among_ours_by_rank():
         "within our distribution: 1 of our 3 runs earlier")
     # a run of ours stopped before their escape cannot say which came first
     assert one_run_among(1701.0, [(1201.0, False), (2401.0, False)]).startswith("not decided (a run of ours stopped")
+    assert one_run_among(1701.0, []) == "not decided (none of our runs has finished)"
 
 
 def test_the_adding_anchor_has_an_escape_study_on_fresh_seeds():
@@ -135,7 +139,7 @@ def test_the_adding_anchor_has_an_escape_study_on_fresh_seeds():
     planned = runner.cells(runner.plan(runner.Request("sanity", cells="lem-adding-T2000")))
     assert [c.seed for c in planned] == [0, 1, 2, 3, 4, 5, 6, 7]
     section = sanity_report.escape_section("lem-adding-T2000", sanity.escape_runs("lem-adding-T2000", sanity.RUNS))
-    assert "The authors' log: 1701 (one run, seed unknown)" in section
+    assert f"The authors' log: 1701 ({sanity.ANCHORS['lem-adding-T2000'].log})" in section
 
 
 def test_unknown_anchor_is_one_line(capsys):

@@ -97,7 +97,9 @@ def one_run_among(theirs: float, ours: list[tuple[float, bool]]) -> str:
     """Where one run's event time ``theirs`` falls among ours: ``(time, True)`` for a run of
     ours with the event at ``time``, ``(time, False)`` for one that ran to ``time`` without it
     (censored). Only "earlier than all of ours" can be a failure, at probability 1/(n + 1)."""
-    if not ours or any(not hit and t < theirs for t, hit in ours):
+    if not ours:
+        return "not decided (none of our runs has finished)"
+    if any(not hit and t < theirs for t, hit in ours):
         return "not decided (a run of ours stopped before their event)"
     n = len(ours)
     earlier = sum(hit and t < theirs for t, hit in ours)

@@ -2,7 +2,8 @@
 
 Data flows one way: :class:`RunConfig` → :func:`suite.core.build.resolve` (every default
 filled in, checked, hashed) → task and model built from the registries → the training
-loop below (its shared rules, one function each, in :mod:`suite.core.training`) → a record
+loop below (its shared rules, one function each, in :mod:`suite.core.training`; what it
+works on and its checkpoints in :mod:`suite.core.run_state`) → a record
 on disk (:mod:`suite.core.records`) → reports built offline from records (:mod:`suite.analysis.report`).
 
 Rules the loop keeps, the same for every model:
@@ -30,25 +31,22 @@ import contextlib
 import dataclasses
 import datetime
 import math
-import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from suite.core import claims, probes, records, training
-from suite.core.build import Resolved, build_model, build_task, resolve
+from suite.core.build import Resolved, build_task, resolve
 from suite.core.checkpoint import Checkpoint
 from suite.core.config import RunConfig
-from suite.core.cuda_graph import TrainForward
 from suite.core.progress import bars_shown
 from suite.core.registry import SuiteError
+from suite.core.run_state import Progress, Setup, resume, save, setup
 from suite.core.spec import Task
 
 
@@ -129,127 +127,9 @@ def _finished(target_dir: Path) -> dict:
     return {**record, "path": str(target_dir), "outcome": "complete"}
 
 
-@dataclasses.dataclass
-class Progress:
-    """The loop's mutable state: what a checkpoint holds besides model and optimizer."""
-
-    step: int = 0
-    step_times: list = dataclasses.field(default_factory=list)
-    curves: list = dataclasses.field(default_factory=list)  # CSV rows
-    hidden: dict = dataclasses.field(default_factory=dict)  # probe step -> profile
-    val_history: list = dataclasses.field(default_factory=list)
-    best_val: float | None = None
-    best_step: int | None = None
-    best_state: dict | None = None
-    time_to_target: dict | None = None
-    last_loss: float | None = None
-    grad_norm: float = float("nan")
-    status: str = "ok"
-    diverged_step: int | None = None
-    clock: dict = dataclasses.field(default_factory=dict)
-    resumed_at: list = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
-class _Setup:
-    """What the loop works on, built once from the resolved configuration."""
-
-    cfg: dict
-    device: torch.device
-    dtype: torch.dtype
-    task: Task
-    model: Any
-    optimizer: torch.optim.Optimizer
-    schedule: Any
-    train_forward: TrainForward
-    clock: training.Clock
-    total_steps: int
-    eval_interval: int
-    probe_batch: tuple[torch.Tensor, torch.Tensor]  # the first validation examples, the same for every model
-    probe_steps: list[int]
-
-    def probe(self, p: Progress, step: int) -> None:
-        start = self.clock.now()
-        p.hidden[str(step)] = probes.hidden_gradient_profile(self.model, self.task, *self.probe_batch)
-        self.clock.add("probe_log", start)
-
-
-def _setup(resolved: Resolved, task: Task) -> _Setup:
-    cfg, device = resolved.config, resolved.device
-    dtype = getattr(torch, cfg["dtype"])
-    training.seed_everything(cfg["seed"])
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    model = build_model(cfg["model"], input_size=task.input_size, output_size=task.output_size,
-                        hidden_size=cfg["hidden_size"], seq_len=task.seq_len,
-                        **cfg["model_params"]).to(device=device, dtype=dtype)
-    optimizer = training.make_optimizer(cfg, model)
-    # graphed when asked, on CUDA
-    train_forward = TrainForward(model, lambda x: training.predict(model, task, x), device)
-    total_steps = training.total_steps_of(cfg, task)
-    schedule = training.make_schedule(cfg, optimizer, total_steps, training.steps_per_epoch(cfg, task))
-    px, py = task.batch("val", 0, cfg["probe_batch"], seed=0)
-    return _Setup(cfg, device, dtype, task, model, optimizer, schedule, train_forward, training.Clock(device),
-                  total_steps, training.eval_interval_of(cfg, task),
-                  (training.to_device(px, device, dtype), training.to_device(py, device, dtype)),
-                  sorted({round(total_steps * (k + 1) / cfg["probes"]) for k in range(cfg["probes"])}))
-
-
-def _restore(s: _Setup, saved: dict) -> Progress:
-    """Model, optimizer, schedule, clock and RNGs from ``saved``; any misfit raises (and may
-    have changed some of them: the caller then builds the run afresh)."""
-    progress = saved["progress"]
-    if not (isinstance(progress, dict) and type(progress.get("step")) is int
-            and 0 < progress["step"] < s.total_steps):
-        raise ValueError(f"its step is not one of this run's 1 .. {s.total_steps - 1}")
-    if (saved["schedule"] is None) != (s.schedule is None):
-        raise ValueError("its learning-rate schedule is not this run's")
-    s.model.load_state_dict(saved["model"])
-    s.optimizer.load_state_dict(saved["optimizer"])
-    if s.schedule is not None:
-        s.schedule.load_state_dict(saved["schedule"])
-    p = Progress(**progress)
-    s.clock.totals.update(p.clock)
-    torch.set_rng_state(saved["rng"]["torch"])
-    np.random.set_state(saved["rng"]["numpy"])
-    random.setstate(saved["rng"]["python"])
-    return p
-
-
-def _resume(s: _Setup, checkpoint: Checkpoint | None, quiet: bool) -> Progress | None:
-    """The progress of a checkpointed run, its model, optimizer, schedule and RNGs restored;
-    a fresh one (the step-0 probe taken) when there is none; None when the checkpoint did
-    not fit (set aside): the caller builds the run afresh."""
-    saved = checkpoint.load() if checkpoint is not None else None
-    if saved is None:
-        p = Progress()
-        s.probe(p, 0)
-        return p
-    try:
-        p = _restore(s, saved)
-    except Exception as exc:  # what an upgrade between a kill and a resume gives: shapes, fields, states
-        checkpoint.set_aside(f"does not fit this run ({records.cause(exc)})")
-        return None
-    p.resumed_at.append(p.step)
-    if not quiet:
-        print(f"resuming {s.cfg['task']}/{s.cfg['model']} seed {s.cfg['seed']} at step {p.step}", file=sys.stderr)
-    return p
-
-
-def _save(s: _Setup, p: Progress, checkpoint: Checkpoint, config_hash: str) -> None:
-    start = s.clock.now()
-    p.clock = dict(s.clock.totals)
-    checkpoint.save({
-        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-        "schedule": s.schedule.state_dict() if s.schedule is not None else None,
-        "progress": dataclasses.asdict(p),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-        "config_hash": config_hash,
-    })
-    s.clock.add("probe_log", start)
-
-
-def _train_step(s: _Setup, p: Progress, step: int) -> bool:
+def _train_step(s: Setup, p: Progress, step: int) -> bool:
     """One optimizer step; False (the run marked diverged) on a non-finite loss or gradient."""
     cfg, clock = s.cfg, s.clock
     start = clock.now()
@@ -280,7 +160,7 @@ def _train_step(s: _Setup, p: Progress, step: int) -> bool:
     return True
 
 
-def _validate(s: _Setup, p: Progress, step: int) -> float:
+def _validate(s: Setup, p: Progress, step: int) -> float:
     """Score the validation split; note the time to target and the best checkpoint."""
     metric, higher = s.task.metric, s.task.higher_is_better
     start = s.clock.now()
@@ -299,12 +179,12 @@ def _validate(s: _Setup, p: Progress, step: int) -> float:
 def _train(resolved: Resolved, task: Task, *, quiet: bool, checkpoint: Checkpoint | None = None,
            on_eval: Callable[[int, float], None] | None = None) -> tuple[dict, str]:
     wall_start, cpu_start = time.perf_counter(), time.process_time()
-    s = _setup(resolved, task)
+    s = setup(resolved, task)
     cfg = s.cfg
-    p = _resume(s, checkpoint, quiet)
+    p = resume(s, checkpoint, quiet)
     if p is None:  # a checkpoint that did not fit may have changed the model: start over, from the seed
-        s = _setup(resolved, task)
-        p = _resume(s, None, quiet)
+        s = setup(resolved, task)
+        p = resume(s, None, quiet)
     bar = tqdm(total=s.total_steps, initial=p.step, disable=not bars_shown(quiet), leave=False, file=sys.stderr,
                desc=f"{cfg['task']}/{cfg['model']} s{cfg['seed']}")
     for step in range(p.step + 1, s.total_steps + 1):
@@ -322,7 +202,7 @@ def _train(resolved: Resolved, task: Task, *, quiet: bool, checkpoint: Checkpoin
         if step in s.probe_steps:
             s.probe(p, step)
         if checkpoint is not None and step % checkpoint.every == 0 and step < s.total_steps:
-            _save(s, p, checkpoint, resolved.hash)
+            save(s, p, checkpoint, resolved.hash)
     bar.close()
 
     if p.status == "ok" and cfg["selection"] == "best_val" and p.best_state is not None:
@@ -335,7 +215,7 @@ def _train(resolved: Resolved, task: Task, *, quiet: bool, checkpoint: Checkpoin
     return _record(resolved, s, p, test, wall_start, cpu_start), curves
 
 
-def _decide_outcome(s: _Setup, p: Progress, test: dict | None) -> None:
+def _decide_outcome(s: Setup, p: Progress, test: dict | None) -> None:
     """The run's state by the one rule of :func:`suite.core.records.outcome`; a run that
     ends on a non-finite final validation or test metric diverged at its first non-finite
     validation (or at its last step when only the test is not finite)."""
@@ -345,7 +225,7 @@ def _decide_outcome(s: _Setup, p: Progress, test: dict | None) -> None:
         p.diverged_step = next((step for step, v in p.val_history if not math.isfinite(v)), p.step)
 
 
-def _record(resolved: Resolved, s: _Setup, p: Progress, test: dict | None, wall_start: float,
+def _record(resolved: Resolved, s: Setup, p: Progress, test: dict | None, wall_start: float,
             cpu_start: float) -> dict:
     cfg, task, model, metric = s.cfg, s.task, s.model, s.task.metric
     final_val = p.val_history[-1][1] if p.val_history else None

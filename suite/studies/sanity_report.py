@@ -16,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from suite.analysis import plotting, stats
+from suite.core.recipes import get_recipe
 from suite.core.records import write_text_atomic
+from suite.core.registry import TASKS
 from suite.studies.sanity import (
     ANCHORS,
     FLOOR,
@@ -46,13 +48,25 @@ our number of seeds; never below {floor:g} pp for accuracy. For the adding ancho
 authors tested on 1000 fresh random sequences at each point and we on a fixed set of
 1000: each side's sampling error, √2·MSE/√1000, joins σ in quadrature. A row with no
 measured σ says so instead of passing, and a point that a run halfway between chance
-(10 % on MNIST, 1/6 on the adding problem) and the log would pass as well is
+({chance}) and the log would pass as well is
 **uninformative**, not a pass: the check cannot tell a faithful run from a broken one
 there. Runs: the recipe as published except its budget (cut to the logged points);
 `rnnsuite recipes NAME` prints each recipe with its sources,
 `rnnsuite paper sanity --anchors NAME` reruns a row's cells.
 
 """
+
+
+def chance_phrase() -> str:
+    """The anchors' chance scores (their ``chance`` data) by task, e.g. "accuracy 10 % on smnist"."""
+    tasks: dict[tuple[str, float], list[str]] = {}
+    for name, anchor in ANCHORS.items():
+        task = get_recipe(name).task
+        found = tasks.setdefault((TASKS.get(task).metric, anchor.chance), [])
+        if task not in found:
+            found.append(task)
+    return ", ".join(f"{m} {chance:g}{' %' if m == 'accuracy' else ''} on {' and '.join(names)}"
+                     for (m, chance), names in tasks.items())
 
 
 def render(frame: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +147,8 @@ def escape_figure(name: str, runs: list, out_dir: Path) -> Path:
 def write_table(names: list[str], runs_root: Path, out: Path) -> Path:
     frame = build_rows(names, runs_root)
     table = render(frame)
-    text = HEADER.format(reference=REFERENCE, floor=FLOOR) + table.to_markdown(index=False) + "\n" + notes(frame)
+    text = HEADER.format(reference=REFERENCE, floor=FLOOR, chance=chance_phrase())
+    text += table.to_markdown(index=False) + "\n" + notes(frame)
     escapes = {n: escape_runs(n, runs_root) for n in names if ANCHORS[n].escape is not None}
     text += "".join(escape_section(n, runs) for n, runs in escapes.items())
     write_text_atomic(out / "table.md", text)
@@ -161,7 +176,7 @@ def escape_section(name: str, runs: list) -> str:
     anchor_steps = ours.steps[ours.source == "anchor run"].iloc[0]
     return (f"\n## {name}: when the runs leave the plateau\n\n"
             f"The first validation point below {study.below:g} (the log's iterations). The authors' log: "
-            f"{theirs:g} (one run, seed unknown). Ours, the anchor's runs ({anchor_steps} steps) "
+            f"{theirs:g} ({ANCHORS[name].log}). Ours, the anchor's runs ({anchor_steps} steps) "
             f"and the escape runs ({study.steps} steps): {seeds}. Verdict{missing}: {verdict}.\n")
 
 
