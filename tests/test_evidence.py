@@ -22,7 +22,7 @@ from suite.analysis import evidence
 from suite.core import paths, records
 from suite.core.build import resolve
 from suite.hamiltonian import heuristic
-from suite.studies import deep_hdnn, gradients, paper, sanity, tuning_quick, tuning_table
+from suite.studies import deep_hdnn, gradients, paper, sanity, tuning_quick, tuning_table, tuning_verdict
 
 # Every entry of results/tables/, and what keeps it current. The medium tuning table and
 # the sanity table are rebuilt by tests/test_tuning_table.py and tests/test_sanity.py; their
@@ -121,7 +121,7 @@ def test_hdnn_table_is_current(tmp_path):
 def test_medium_tuning_table_records_are_current():
     # the cells the committed table shows (a cell being added shows once it is complete)
     shown = [line[3:].split(":")[0] for line in (tuning_table.OUT / "table.md").read_text().splitlines()
-             if line.startswith("## ")]
+             if line.startswith("## ") and ":" in line]  # "## Across cells" is the summary
     lines = []
     for cell in shown:
         lines += [f"{cell}: study {spec.study_name} is not finished under today's definition"
@@ -131,6 +131,19 @@ def test_medium_tuning_table_records_are_current():
                       for cfg in arm.configs if not records.is_complete(
                           records.run_dir(arm.out, cfg.task, cfg.model, cfg.seed, resolve(cfg).hash, nested=False))]
     fail_if_stale(tuning_table.OUT, lines)
+
+
+def test_the_heuristic_docs_quote_the_answer_across_cells_as_the_table_has_it():
+    # docs/heuristic.md's cross-cell table is a copy of the one the records build: the copy may not drift
+    shown = [line[3:].split(":")[0] for line in (tuning_table.OUT / "table.md").read_text().splitlines()
+             if line.startswith("## ") and ":" in line]
+    frames = {cell: tuning_verdict.cell_rows(cell) for cell in shown}
+    assert all(tuning_verdict.is_complete(f) for f in frames.values())
+    table = tuning_verdict.across_cells(frames).to_markdown(index=False)
+    assert len(table.splitlines()) == len(shown) + 2
+    assert table in (paths.CHECKOUT / "docs" / "heuristic.md").read_text(), (
+        "docs/heuristic.md's table \"Across cells\" differs from the one the records build: copy it from "
+        "results/tables/tuning-medium/table.md")
 
 
 def test_sanity_table_records_are_current():

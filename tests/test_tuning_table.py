@@ -53,6 +53,28 @@ def test_verdict_rule():
     assert tuning_verdict.compare(_row(0.9, 0.01, 3, True), _row(0.5, 0.01, 3, True)) == "beats"
 
 
+def test_across_cells_ranks_the_heuristic_and_names_what_is_ahead():
+    def row(model, role, chosen, mean, choose_s=0.0, dt=math.nan):
+        return {"model": model, "role": role, "chosen": chosen, "mean": mean, "std": 0.01, "n": 3, "runs": 3,
+                "planned": 3, "higher_is_better": False, "choose_s": choose_s, "dt": dt}
+
+    frame = pd.DataFrame([row("hrnn", "heuristic", "heuristic", 0.10, 0.3, 0.45),
+                          row("gru", "tuned", "Optuna (16 trials)", 0.01, 2486.0),
+                          row("gru", "defaults", "defaults", 0.095),  # ahead, within 2 SE
+                          row("lstm", "tuned", "Optuna (16 trials)", 0.20, 2159.0),
+                          row("hrnn", "sweep", "fixed Δt = 0.1", 0.001, dt=0.1),  # the sweep is not ranked
+                          row("hrnn", "sweep", "fixed Δt = 0.5", 0.099, dt=0.5)])
+    out = tuning_verdict.across_cells({"cell": frame}).iloc[0]
+    assert out["rank by mean"] == "3 of 4"
+    assert out["ahead of it (choosing its hyperparameters, CPU-s; the gap)"] == (
+        "tuned gru (2486; beyond 2 SE); untuned gru (0; a tie)")
+    assert out["the heuristic's probe (CPU-s)"] == "0.3"
+    assert out["its Δt against the sweep's best"] == "loses to Δt = 0.1"
+    # a cell still missing rows says so beside its rank
+    missing = frame.assign(runs=[3, 3, 3, 0, 3, 3], n=[3, 3, 3, 0, 3, 3])
+    assert tuning_verdict.across_cells({"cell": missing}).iloc[0]["rank by mean"] == "3 of 3 (rows missing)"
+
+
 def test_lr_only_study_fixes_every_other_searched_key():
     spec = tuning_table.studies("adding-T100")[0]
     assert spec.study_name == "adding-T100-hrnn-lr"
@@ -161,13 +183,16 @@ def test_committed_medium_table_is_what_its_committed_records_give(tmp_path):
         assert (copy / name).is_file() == (committed / name).is_file(), name
         if (committed / name).is_file():
             assert (copy / name).read_text() == (committed / name).read_text(), name
-    sections = (committed / "table.md").read_text().split("## ")
+    def cell_sections(text: str) -> list[str]:  # "## NAME: task, ..."; "## Across cells" sums them up
+        return [s for s in text.split("## ")[1:] if ":" in s.splitlines()[0]]
+
+    sections = cell_sections((committed / "table.md").read_text())
     running = (committed / tuning_verdict.IN_PROGRESS)
-    in_progress = running.read_text().split("## ")[1:] if running.is_file() else []
-    # the header, then one section per cell: each cell in exactly one of the two files
-    assert len(sections) - 1 + len(in_progress) == len(tuning_table.CELLS)
+    in_progress = cell_sections(running.read_text()) if running.is_file() else []
+    # one section per cell: each cell in exactly one of the two files
+    assert len(sections) + len(in_progress) == len(tuning_table.CELLS)
     assert all("not run yet" not in section and "not measured yet" not in section
-               for section in sections[1:])  # every cell of table.md complete: each row and the regret line
+               for section in sections)  # every cell of table.md complete: each row and the regret line
 
 
 @pytest.mark.parametrize("name", list(tuning_table.CELLS))

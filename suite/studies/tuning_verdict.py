@@ -225,6 +225,58 @@ def regret_figure(name: str, frame: pd.DataFrame, out_dir: Path) -> Path | None:
     return path
 
 
+def row_label(row: pd.Series) -> str:
+    """A row in a few words: "tuned gru", "untuned lstm", "lem, authors' recipe", ..."""
+    if row.role == "heuristic":
+        return f"{row.model}, heuristic" + ("" if row.chosen == "heuristic" else " Δt and tuned lr")
+    return {"tuned": f"tuned {row.model}", "defaults": f"untuned {row.model}",
+            "recipe": f"{row.model}, authors' recipe"}.get(row.role, f"{row.model}, {row.chosen}")
+
+
+def _cpu_s(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 or seconds == 0 else f"{seconds:.2g}"
+
+
+def across_cells(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The answer per cell: where the heuristic hrnn ranks by mean among the rows (the Δt
+    sweep aside), every row ahead of it with what choosing its hyperparameters cost and
+    whether the gap exceeds the tie rule, and how its Δt fares against the sweep's best."""
+    rows = []
+    for name, frame in frames.items():
+        run = frame[(frame.role != "sweep") & (frame.n > 0)]
+        pick = run[(run.model == "hrnn") & (run.role == "heuristic") & (run.chosen == "heuristic")]
+        if pick.empty:
+            continue
+        h, higher = pick.iloc[0], bool(pick.iloc[0].higher_is_better)
+        ahead = run[[stats.gain(m, h["mean"], higher) > 0 for m in run["mean"]]]
+        ahead = ahead.iloc[sorted(range(len(ahead)), key=lambda i: ahead["mean"].iloc[i], reverse=higher)]
+        sweep = frame[(frame.role == "sweep") & (frame.n > 0)]
+        best = sweep.iloc[stats.best_index(list(sweep["mean"]), higher)] if not sweep.empty else None
+        rows.append({
+            "cell": name,
+            "heuristic hrnn (test mean ± std)": f"{h['mean']:.4g} ± {_num(h['std'], '.2g')}",
+            "rank by mean": f"{len(ahead) + 1} of {len(run)}" + ("" if is_complete(frame) else " (rows missing)"),
+            "ahead of it (choosing its hyperparameters, CPU-s; the gap)": "; ".join(
+                f"{row_label(b)} ({_cpu_s(b.choose_s)}; " + {"loses to": "beyond 2 SE", "ties": "a tie"}.get(
+                    compare(h, b), "no verdict") + ")" for _, b in ahead.iterrows()) or "none",
+            "the heuristic's probe (CPU-s)": _cpu_s(h.choose_s),
+            "its Δt against the sweep's best": "—" if best is None else
+            f"{compare(h, best) or 'no verdict against'} Δt = {best['dt']:g}",
+        })
+    return pd.DataFrame(rows)
+
+
+def across_section(frames: dict[str, pd.DataFrame]) -> str:
+    table = across_cells(frames)
+    if table.empty:
+        return ""
+    return ("## Across cells\n\nThe heuristic hrnn (step size from the heuristic, everything else at "
+            "the defaults) in each cell: its rank by test mean among the rows (the Δt sweep aside), "
+            "every row ahead of it with what choosing that row's hyperparameters cost and whether the "
+            f"gap is beyond {stats.TIE_SE:g} standard errors of the difference (the verdict rule above), "
+            "and its Δt against the best fixed Δt of the sweep.\n\n" + table.to_markdown(index=False) + "\n\n")
+
+
 def is_complete(frame: pd.DataFrame) -> bool:
     """Every row of the cell has all its planned runs (a study not finished has none)."""
     return bool((frame.runs >= frame.planned).all())
@@ -251,12 +303,12 @@ def write_table(names: list[str], out: Path = OUT) -> Path:
     total = sum(_cost_s(f) for f in done.values())
     text = HEADER.format(last=PROFILE.eval_seeds, pruner=PROFILE.pruner, tie=stats.TIE_SE,
                          cost=f"{total / 3600:.2f} CPU-hours")
-    text += "\n".join(cell_section(name, f) for name, f in done.items())
+    text += across_section(done) + "\n".join(cell_section(name, f) for name, f in done.items())
     write_text_atomic(out / "table.md", text)
     if done:
         write_text_atomic(out / "table.csv", pd.concat(done.values()).to_csv(index=False))
     if running:
-        write_text_atomic(out / IN_PROGRESS, IN_PROGRESS_HEADER
+        write_text_atomic(out / IN_PROGRESS, IN_PROGRESS_HEADER + across_section(running)
                           + "\n".join(cell_section(name, f) for name, f in running.items()))
     else:
         (out / IN_PROGRESS).unlink(missing_ok=True)
