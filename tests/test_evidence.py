@@ -118,12 +118,16 @@ def test_hdnn_table_is_current(tmp_path):
     assert_same_files(tmp_path, where, ["table.md", "table.csv", "sensitivity.csv"])
 
 
+def _medium_table_cells() -> list[str]:
+    """The cells the committed medium tuning table shows (a cell being added shows once it is
+    complete): its "## NAME: task, ..." sections; "## Across cells" sums them up."""
+    return [line[3:].split(":")[0] for line in (tuning_table.OUT / "table.md").read_text().splitlines()
+            if line.startswith("## ") and ":" in line]
+
+
 def test_medium_tuning_table_records_are_current():
-    # the cells the committed table shows (a cell being added shows once it is complete)
-    shown = [line[3:].split(":")[0] for line in (tuning_table.OUT / "table.md").read_text().splitlines()
-             if line.startswith("## ") and ":" in line]  # "## Across cells" is the summary
     lines = []
-    for cell in shown:
+    for cell in _medium_table_cells():
         lines += [f"{cell}: study {spec.study_name} is not finished under today's definition"
                   for spec in tuning_table.studies(cell) if tuning_table.finished_summary(spec) is None]
         for arm in tuning_table.arms(cell):
@@ -135,8 +139,7 @@ def test_medium_tuning_table_records_are_current():
 
 def test_the_heuristic_docs_quote_the_answer_across_cells_as_the_table_has_it():
     # docs/heuristic.md's cross-cell table is a copy of the one the records build: the copy may not drift
-    shown = [line[3:].split(":")[0] for line in (tuning_table.OUT / "table.md").read_text().splitlines()
-             if line.startswith("## ") and ":" in line]
+    shown = _medium_table_cells()
     frames = {cell: tuning_verdict.cell_rows(cell) for cell in shown}
     assert all(tuning_verdict.is_complete(f) for f in frames.values())
     table = tuning_verdict.across_cells(frames).to_markdown(index=False)

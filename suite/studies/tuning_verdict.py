@@ -115,14 +115,28 @@ def cell_rows(name: str, root: Path = OUT) -> pd.DataFrame:
     return frame.assign(verdict=verdicts)
 
 
+def heuristic_row(frame: pd.DataFrame) -> pd.Series | None:
+    """The row the claim is about: hrnn at its heuristic Δt, everything else at the defaults
+    (None until it has runs)."""
+    rows = frame[(frame.role == "heuristic") & (frame.model == "hrnn") & (frame.chosen == "heuristic")]
+    return rows.iloc[0] if not rows.empty and rows.iloc[0].n else None
+
+
+def sweep_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Δt sweep's rows that have runs."""
+    return frame[(frame.role == "sweep") & (frame.n > 0)]
+
+
+def sweep_best(sweep: pd.DataFrame, higher_is_better: bool) -> pd.Series | None:
+    return sweep.iloc[stats.best_index(list(sweep["mean"]), higher_is_better)] if not sweep.empty else None
+
+
 def regret(frame: pd.DataFrame) -> str:
     """The hrnn heuristic's Δt against the sweep's best fixed Δt, in words."""
-    sweep = frame[(frame.role == "sweep") & (frame.n > 0)]
-    heur = frame[(frame.role == "heuristic") & (frame.model == "hrnn") & (frame.chosen == "heuristic")]
-    if sweep.empty or heur.empty or not heur.iloc[0].n:
+    sweep, h = sweep_rows(frame), heuristic_row(frame)
+    if sweep.empty or h is None:
         return "Regret of the heuristic: not measured yet (the Δt sweep or the heuristic runs are missing)."
-    h = heur.iloc[0]
-    best = sweep.iloc[stats.best_index(list(sweep["mean"]), bool(h.higher_is_better))]
+    best = sweep_best(sweep, bool(h.higher_is_better))
     gap = stats.gain(best["mean"], h["mean"], bool(h.higher_is_better))
     grid_s = sweep.run_s.sum()
     missing = len(PROFILE.dt_grid) - len(sweep)
@@ -195,7 +209,7 @@ def regret_figure(name: str, frame: pd.DataFrame, out_dir: Path) -> Path | None:
     marked, each tuned and recipe baseline as a horizontal band (mean ± std)."""
     plt = plotting.pyplot()
 
-    sweep = frame[(frame.role == "sweep") & (frame.n > 0)].sort_values("dt")
+    sweep = sweep_rows(frame).sort_values("dt")
     if sweep.empty:
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,23 +256,23 @@ def across_cells(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     sweep aside), every row ahead of it with what choosing its hyperparameters cost and
     whether the gap exceeds the tie rule, and how its Δt fares against the sweep's best."""
     rows = []
+    gap = {"loses to": f"beyond {stats.TIE_SE:g} SE", "ties": "a tie"}
     for name, frame in frames.items():
-        run = frame[(frame.role != "sweep") & (frame.n > 0)]
-        pick = run[(run.model == "hrnn") & (run.role == "heuristic") & (run.chosen == "heuristic")]
-        if pick.empty:
+        h = heuristic_row(frame)
+        if h is None:
             continue
-        h, higher = pick.iloc[0], bool(pick.iloc[0].higher_is_better)
+        higher = bool(h.higher_is_better)
+        run = frame[(frame.role != "sweep") & (frame.n > 0)]
         ahead = run[[stats.gain(m, h["mean"], higher) > 0 for m in run["mean"]]]
-        ahead = ahead.iloc[sorted(range(len(ahead)), key=lambda i: ahead["mean"].iloc[i], reverse=higher)]
-        sweep = frame[(frame.role == "sweep") & (frame.n > 0)]
-        best = sweep.iloc[stats.best_index(list(sweep["mean"]), higher)] if not sweep.empty else None
+        ahead = ahead.sort_values("mean", ascending=not higher, kind="stable")
+        best = sweep_best(sweep_rows(frame), higher)
         rows.append({
             "cell": name,
             "heuristic hrnn (test mean ± std)": f"{h['mean']:.4g} ± {_num(h['std'], '.2g')}",
             "rank by mean": f"{len(ahead) + 1} of {len(run)}" + ("" if is_complete(frame) else " (rows missing)"),
             "ahead of it (choosing its hyperparameters, CPU-s; the gap)": "; ".join(
-                f"{row_label(b)} ({_cpu_s(b.choose_s)}; " + {"loses to": "beyond 2 SE", "ties": "a tie"}.get(
-                    compare(h, b), "no verdict") + ")" for _, b in ahead.iterrows()) or "none",
+                f"{row_label(b)} ({_cpu_s(b.choose_s)}; {gap.get(compare(h, b), 'no verdict')})"
+                for _, b in ahead.iterrows()) or "none",
             "the heuristic's probe (CPU-s)": _cpu_s(h.choose_s),
             "its Δt against the sweep's best": "—" if best is None else
             f"{compare(h, best) or 'no verdict against'} Δt = {best['dt']:g}",
