@@ -81,6 +81,8 @@ def arm_row(name: str, arm: Arm) -> dict:
         "reached": reached, "choose_s": choose,
         "run_s": statistics.median(r["timing"]["total_seconds"] for r in recs) if recs else math.nan,
         "total_s": sum(r["timing"]["total_seconds"] for r in recs),
+        "cpu_ratios": [t["cpu_seconds"] / t["total_seconds"] for t in (r["timing"] for r in recs)
+                       if t.get("cpu_seconds") and t.get("total_seconds")],
         "dt": arm.dt if arm.dt is not None else (dts[0] if dts and dts[0] is not None else math.nan),
         "params": recs[0]["model_info"]["n_params"] if recs else None,
     }
@@ -179,8 +181,10 @@ the learning rate tuned. **Optuna (N trials)**: the model's declared search spac
 (docs/tuning.md), N trials of the cell's budget each, TPE sampler (its first 10 trials
 random), {pruner} pruner; "defaults" beside it is the same model untuned. **authors'
 recipe**: the authors' settings for the task, untuned, at the cell's length, width and
-budget. "choosing them": Optuna's trial compute, or the heuristic's probe, CPU-seconds on
-this machine (2-core CPU, one thread per run). Verdict: the heuristic **ties** a baseline
+budget. "choosing them": Optuna's trial compute, or the heuristic's probe. CPU-s and
+CPU-hours here are seconds of one-thread processes on this machine (2-core CPU, at most
+two runs at once), timed as wall time: each record's `timing.total_seconds` and each
+trial's `compute_seconds`. {cpu_wall} Verdict: the heuristic **ties** a baseline
 when the means differ by at most {tie:g} standard errors of their difference
 (√(s₁²/n₁ + s₂²/n₂), from the seed spreads), else it **beats** or **loses to** it.
 Command: `rnnsuite paper tuning --profile medium` (records committed beside this table;
@@ -307,6 +311,18 @@ seeds. The rules, verdicts and costs are those of `table.md`.
 """
 
 
+def cpu_wall_note(frames: list[pd.DataFrame]) -> str:
+    """How far the tables' wall-time seconds are from CPU time, from the records that carry both."""
+    ratios = sorted(x for f in frames for xs in f.get("cpu_ratios", pd.Series(dtype=object))
+                    if isinstance(xs, list) for x in xs)
+    if not ratios:
+        return "No record here carries its CPU time, so how far the two differ is not measured."
+    return (f"The {len(ratios)} records that also carry their CPU time (`timing.cpu_seconds`; older "
+            f"records lack it) give CPU / wall = {statistics.median(ratios):.2f} median "
+            f"({ratios[0]:.2f}–{ratios[-1]:.2f}); where the two differ, the wall time counted "
+            "here is the larger.")
+
+
 def write_table(names: list[str], out: Path = OUT) -> Path:
     """``table.md`` with the complete cells (the table as evidence), and beside it
     ``table-in-progress.md`` with the cells still running, so that a partial cell is never
@@ -316,11 +332,11 @@ def write_table(names: list[str], out: Path = OUT) -> Path:
     running = {name: f for name, f in frames.items() if name not in done}
     total = sum(_cost_s(f) for f in done.values())
     text = HEADER.format(last=PROFILE.eval_seeds, pruner=PROFILE.pruner, tie=stats.TIE_SE,
-                         cost=f"{total / 3600:.2f} CPU-hours")
+                         cost=f"{total / 3600:.2f} CPU-hours", cpu_wall=cpu_wall_note(list(frames.values())))
     text += across_section(done) + "\n".join(cell_section(name, f) for name, f in done.items())
     write_text_atomic(out / "table.md", text)
     if done:
-        write_text_atomic(out / "table.csv", pd.concat(done.values()).to_csv(index=False))
+        write_text_atomic(out / "table.csv", pd.concat(done.values()).drop(columns="cpu_ratios").to_csv(index=False))
     if running:
         write_text_atomic(out / IN_PROGRESS, IN_PROGRESS_HEADER + across_section(running)
                           + "\n".join(cell_section(name, f) for name, f in running.items()))
