@@ -317,10 +317,10 @@ def cpu_wall_note(frames: list[pd.DataFrame]) -> str:
                     if isinstance(xs, list) for x in xs)
     if not ratios:
         return "No record here carries its CPU time, so how far the two differ is not measured."
-    return (f"The {len(ratios)} records that also carry their CPU time (`timing.cpu_seconds`; older "
-            f"records lack it) give CPU / wall = {statistics.median(ratios):.2f} median "
-            f"({ratios[0]:.2f}–{ratios[-1]:.2f}); where the two differ, the wall time counted "
-            "here is the larger.")
+    return (f"The {len(ratios)} records (of every cell, complete or in progress) that also carry "
+            "their CPU time (`timing.cpu_seconds`; older records lack it) give CPU / wall = "
+            f"{statistics.median(ratios):.2f} median ({ratios[0]:.2f}–{ratios[-1]:.2f}); where the two "
+            "differ, the wall time counted here is the larger.")
 
 
 def write_table(names: list[str], out: Path = OUT) -> Path:
