@@ -75,13 +75,13 @@ def test_across_cells_ranks_the_heuristic_and_names_what_is_ahead():
     assert tuning_verdict.across_cells({"cell": missing}).iloc[0]["rank by mean"] == "3 of 3 (rows missing)"
 
 
-
 def test_the_header_says_how_far_wall_seconds_are_from_cpu_seconds():
     # ratios of records that carry both; rows without records (a study not finished) carry none
     frames = [pd.DataFrame({"cpu_ratios": [[0.99, 0.82], math.nan]}), pd.DataFrame({"cpu_ratios": [[1.0]]})]
     note = tuning_verdict.cpu_wall_note(frames)
     assert "The 3 records" in note and "0.99 median (0.82–1.00)" in note
     assert "not measured" in tuning_verdict.cpu_wall_note([pd.DataFrame({"cpu_ratios": [[]]})])
+
 
 def test_lr_only_study_fixes_every_other_searched_key():
     spec = tuning_table.studies("adding-T100")[0]
