@@ -75,6 +75,25 @@ def test_across_cells_ranks_the_heuristic_and_names_what_is_ahead():
     assert tuning_verdict.across_cells({"cell": missing}).iloc[0]["rank by mean"] == "3 of 3 (rows missing)"
 
 
+def test_a_grid_point_that_diverged_on_every_seed_is_run_and_failed_not_missing(monkeypatch):
+    monkeypatch.setattr(tuning_verdict, "PROFILE", dataclasses.replace(tuning_verdict.PROFILE, dt_grid=(0.1, 0.3, 1.0)))
+
+    def row(role, chosen, mean, n, dt, run_s):
+        return {"model": "hrnn", "role": role, "chosen": chosen, "mean": mean, "std": 0.01, "n": n, "runs": 3,
+                "diverged": 3 - n, "planned": 3, "higher_is_better": True, "choose_s": 2.0, "dt": dt,
+                "run_s": run_s, "metric": "accuracy"}
+
+    frame = pd.DataFrame([row("heuristic", "heuristic", 0.76, 3, 0.165, 300.0),
+                          row("sweep", "fixed Δt = 0.1", 0.79, 3, 0.1, 300.0),
+                          row("sweep", "fixed Δt = 0.3", 0.49, 1, 0.3, 250.0),
+                          row("sweep", "fixed Δt = 1", math.nan, 0, 1.0, 0.5)])
+    text = tuning_verdict.regret(frame)
+    assert "(3 of 3 grid points run; Δt = 1 diverged on all 3 seeds)" in text
+    assert "missing" not in text
+    assert "is Δt = 0.1 with 0.79" in text and "the heuristic loses to the best grid point" in text
+    assert "costs 3 runs of one seed, about 550 CPU-s" in text  # the diverged run's half second counts too
+
+
 def test_the_header_says_how_far_wall_seconds_are_from_cpu_seconds():
     # ratios of records that carry both; rows without records (a study not finished) carry none
     frames = [pd.DataFrame({"cpu_ratios": [[0.99, 0.82], math.nan]}), pd.DataFrame({"cpu_ratios": [[1.0]]})]

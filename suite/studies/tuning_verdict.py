@@ -125,8 +125,13 @@ def heuristic_row(frame: pd.DataFrame) -> pd.Series | None:
 
 
 def sweep_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The Δt sweep's rows that have runs."""
+    """The Δt sweep's rows that have a scored run (a grid point whose every run diverged has none)."""
     return frame[(frame.role == "sweep") & (frame.n > 0)]
+
+
+def sweep_diverged(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Δt sweep's rows that ran but diverged on every seed: run, and failed, not missing."""
+    return frame[(frame.role == "sweep") & (frame.runs > 0) & (frame.n == 0)]
 
 
 def sweep_best(sweep: pd.DataFrame, higher_is_better: bool) -> pd.Series | None:
@@ -140,14 +145,17 @@ def regret(frame: pd.DataFrame) -> str:
         return "Regret of the heuristic: not measured yet (the Δt sweep or the heuristic runs are missing)."
     best = sweep_best(sweep, bool(h.higher_is_better))
     gap = stats.gain(best["mean"], h["mean"], bool(h.higher_is_better))
-    grid_s = sweep.run_s.sum()
-    missing = len(PROFILE.dt_grid) - len(sweep)
+    failed = sweep_diverged(frame)
+    ran = len(sweep) + len(failed)
+    grid_s = sweep.run_s.sum() + failed.run_s.sum()  # a diverged run's seconds were spent too
+    missing = len(PROFILE.dt_grid) - ran
     return (f"Regret of the heuristic: its Δt = {h['dt']:.3g} gives {h['mean']:.4g} ± {h['std']:.2g}; the best "
-            f"fixed Δt of the sweep ({len(sweep)} of {len(PROFILE.dt_grid)} grid points run"
+            f"fixed Δt of the sweep ({ran} of {len(PROFILE.dt_grid)} grid points run"
+            + "".join(f"; Δt = {dt:g} diverged on all {runs} seeds" for dt, runs in zip(failed.dt, failed.runs))
             + (f", {missing} missing" if missing else "")
             + f") is Δt = {best['dt']:g} with {best['mean']:.4g} ± {best['std']:.2g}: the heuristic "
             f"{compare(h, best) or 'is not comparable with'} the best grid point (a gap of {gap:.3g} in "
-            f"{h.metric}). Finding that point by grid search costs {len(sweep)} runs of one seed, about "
+            f"{h.metric}). Finding that point by grid search costs {ran} runs of one seed, about "
             f"{grid_s:.0f} CPU-s at the measured median run time; the heuristic cost {h.choose_s:.2f} s.")
 
 
@@ -230,8 +238,16 @@ def regret_figure(name: str, frame: pd.DataFrame, out_dir: Path) -> Path | None:
                                                             & (frame.n > 0)].iterrows()):
         ax.errorbar([h["dt"]], [h["mean"]], yerr=[0 if math.isnan(h["std"]) else h["std"]], fmt=marker, color=color,
                     markersize=14, capsize=3, label=f"hrnn: {h.chosen} (Δt = {h['dt']:.3g})")
+    higher = bool(sweep.higher_is_better.iloc[0])
+    for _, row in sweep[sweep.diverged > 0].iterrows():  # a mean over the seeds that survived says so
+        ax.annotate(f"{row.diverged} of {row.runs} diverged", (row["dt"], row["mean"]), textcoords="offset points",
+                    xytext=(6, 4), color="red", fontsize=7)
+    for dt in sweep_diverged(frame).dt:  # drawn at the axis' worst edge, so a failed Δt stays on the plot
+        ax.annotate("diverged", (dt, 0.0 if higher else 1.0), xycoords=("data", "axes fraction"),
+                    ha="center", va="bottom" if higher else "top", color="red", fontsize=8)
+        ax.axvline(dt, color="red", ls=":", lw=1)
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.set_yscale("linear" if higher else "log")  # accuracy is bounded; errors span decades
     metric = sweep.metric.iloc[0]
     ax.set_xlabel("Δt")
     ax.set_ylabel(f"test {metric} (mean ± std over seeds)")
