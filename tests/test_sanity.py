@@ -117,7 +117,9 @@ def test_one_published_run_is_placed_among_ours_by_rank():
     # three of ours censored after theirs (still above at 2401 against their 1701): later, known
     assert one_run_among(1701.0, [(2401.0, False)] * 3) == (
         "not decided: theirs before all 3 of ours, which a run drawn from our distribution is with "
-        "probability 1/4 = 0.25")
+        "probability 1/4 = 0.25; below 0.05 only from 20 runs of ours on")
+    # 19 runs give 1/20, not below 0.05; the 20th decides, as the sentence above says
+    assert one_run_among(1701.0, [(2401.0, False)] * 19).startswith("not decided: theirs before all 19")
     assert one_run_among(1701.0, [(2401.0, False)] * 19 + [(3001.0, True)]).startswith("FAIL: theirs before all 20")
     assert one_run_among(1701.0, [(1501.0, True), (2401.0, False), (4001.0, True)]) == (
         "within our distribution: 1 of our 3 runs earlier")

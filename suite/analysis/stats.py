@@ -106,5 +106,7 @@ def one_run_among(theirs: float, ours: list[tuple[float, bool]]) -> str:
     if earlier:
         return f"within our distribution: {earlier} of our {n} runs earlier"
     p = 1 / (n + 1)
+    needed = math.floor(1 / RANK_P)  # the fewest runs at which 1/(n + 1) falls below RANK_P
     return (f"{'FAIL' if p < RANK_P else 'not decided'}: theirs before all {n} of ours, which a run drawn "
-            f"from our distribution is with probability 1/{n + 1} = {p:.2f}")
+            f"from our distribution is with probability 1/{n + 1} = {p:.2f}"
+            + ("" if p < RANK_P else f"; below {RANK_P:g} only from {needed} runs of ours on"))
