@@ -145,9 +145,9 @@ def regret(frame: pd.DataFrame) -> str:
         return "Regret of the heuristic: not measured yet (the Δt sweep or the heuristic runs are missing)."
     best = sweep_best(sweep, bool(h.higher_is_better))
     gap = stats.gain(best["mean"], h["mean"], bool(h.higher_is_better))
+    tried = frame[(frame.role == "sweep") & (frame.runs > 0)]  # scored or diverged: its seconds were spent
     failed = sweep_diverged(frame)
-    ran = len(sweep) + len(failed)
-    grid_s = sweep.run_s.sum() + failed.run_s.sum()  # a diverged run's seconds were spent too
+    ran, grid_s = len(tried), tried.run_s.sum()
     missing = len(PROFILE.dt_grid) - ran
     return (f"Regret of the heuristic: its Δt = {h['dt']:.3g} gives {h['mean']:.4g} ± {h['std']:.2g}; the best "
             f"fixed Δt of the sweep ({ran} of {len(PROFILE.dt_grid)} grid points run"
