@@ -139,7 +139,7 @@ def test_the_adding_anchor_has_an_escape_study_on_fresh_seeds():
     from suite.studies import runner
 
     planned = runner.cells(runner.plan(runner.Request("sanity", cells="lem-adding-T2000")))
-    assert [c.seed for c in planned] == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert [c.seed for c in planned] == [0, 1, 2, 3, 4, 5, 6, 7, 8]
     section = sanity_report.escape_section("lem-adding-T2000", sanity.escape_runs("lem-adding-T2000", sanity.RUNS))
     assert f"The authors' log: 1701 ({sanity.ANCHORS['lem-adding-T2000'].log})" in section
 
