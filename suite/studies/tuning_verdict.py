@@ -129,9 +129,15 @@ def sweep_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame.role == "sweep") & (frame.n > 0)]
 
 
+def sweep_tried(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Δt sweep's rows that ran, scored or diverged: their seconds were spent."""
+    return frame[(frame.role == "sweep") & (frame.runs > 0)]
+
+
 def sweep_diverged(frame: pd.DataFrame) -> pd.DataFrame:
     """The Δt sweep's rows that ran but diverged on every seed: run, and failed, not missing."""
-    return frame[(frame.role == "sweep") & (frame.runs > 0) & (frame.n == 0)]
+    tried = sweep_tried(frame)
+    return tried[tried.n == 0]
 
 
 def sweep_best(sweep: pd.DataFrame, higher_is_better: bool) -> pd.Series | None:
@@ -145,8 +151,7 @@ def regret(frame: pd.DataFrame) -> str:
         return "Regret of the heuristic: not measured yet (the Δt sweep or the heuristic runs are missing)."
     best = sweep_best(sweep, bool(h.higher_is_better))
     gap = stats.gain(best["mean"], h["mean"], bool(h.higher_is_better))
-    tried = frame[(frame.role == "sweep") & (frame.runs > 0)]  # scored or diverged: its seconds were spent
-    failed = sweep_diverged(frame)
+    tried, failed = sweep_tried(frame), sweep_diverged(frame)
     ran, grid_s = len(tried), tried.run_s.sum()
     missing = len(PROFILE.dt_grid) - ran
     return (f"Regret of the heuristic: its Δt = {h['dt']:.3g} gives {h['mean']:.4g} ± {h['std']:.2g}; the best "
